@@ -1,0 +1,1 @@
+"""Root filesystems and bundles made from the host, with no network: the embedded default."""

@@ -1,0 +1,1 @@
+"""`dockyard-runc`: an OCI runtime, drop-in for runc."""

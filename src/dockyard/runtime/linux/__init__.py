@@ -1,0 +1,1 @@
+"""Linux mechanisms the runtime drives: namespaces, mounts, cgroups, capabilities, seccomp."""

@@ -1,0 +1,27 @@
+"""Validation against the OCI JSON schemas kept in ../shared/specs (no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+from referencing import Registry
+from referencing.jsonschema import DRAFT4
+
+SPECS = Path(__file__).resolve().parent.parent.parent / "shared" / "specs"
+
+
+def _registry(folder: Path) -> Registry:
+    return Registry().with_resources(
+        (f.name, DRAFT4.create_resource(json.loads(f.read_text())))
+        for f in folder.glob("*.json"))
+
+
+def validate(doc: object, schema_file: str, folder: str = "oci-runtime-schema") -> None:
+    d = SPECS / folder
+    schema = json.loads((d / schema_file).read_text())
+    validator = jsonschema.Draft4Validator(schema, registry=_registry(d))
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+    if errors:
+        raise AssertionError("; ".join(f"{list(e.path)}: {e.message}" for e in errors[:5]))

@@ -1,0 +1,281 @@
+"""The runtime's operations on containers, as a library: the CLI parses flags and calls these.
+
+create is the one long path: validate, claim the id, make the cgroup, start the child
+(process.py), answer its requests (sync.py), record the state. If any step fails, the
+ExitStack undoes the earlier ones in reverse: no process, cgroup, mount or state directory is
+left behind (mounts live in the container's own mount namespace and die with it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from typing import TYPE_CHECKING
+
+from dockyard.runtime import hooks, jsonio, process, spec, state, sync
+from dockyard.runtime.errors import ConfigError, FailedPrecondition, NotFound, StartError
+from dockyard.runtime.linux import cgroups
+
+if TYPE_CHECKING:
+    from typing import Any
+
+
+class Options:
+    """Flags of create/run that are not in config.json."""
+
+    __slots__ = (
+        "console_fd",
+        "console_socket",
+        "no_new_keyring",
+        "no_pivot",
+        "pid_file",
+        "preserve_fds",
+        "systemd_cgroup",
+    )
+
+    def __init__(self, *, console_socket: str | None = None, console_fd: int | None = None,
+                 pid_file: str | None = None, no_pivot: bool = False,
+                 no_new_keyring: bool = False, preserve_fds: int = 0,
+                 systemd_cgroup: bool = False) -> None:
+        self.console_socket = console_socket
+        self.console_fd = console_fd
+        self.pid_file = pid_file
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.preserve_fds = preserve_fds
+        self.systemd_cgroup = systemd_cgroup
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    """Atomically, as runc does: a reader never sees a partial pid."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _console_fd(sp: spec.Spec, opts: Options) -> int | None:
+    terminal = bool(sp.process.get("terminal"))
+    if opts.console_fd is not None:
+        return opts.console_fd
+    if terminal and not opts.console_socket:
+        raise ConfigError("cannot allocate tty if runc will detach without setting console "
+                          "socket")
+    if not terminal and opts.console_socket:
+        raise ConfigError("cannot use console socket if runc will not detach or allocate tty")
+    if opts.console_socket:
+        from dockyard.runtime.linux import console
+
+        return console.connect(opts.console_socket)
+    return None
+
+
+def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
+    bundle = os.path.abspath(bundle)
+    state.check_id(cid)
+    sp = spec.load(bundle)
+    if opts.systemd_cgroup:
+        raise ConfigError("systemd cgroup driver is not supported by dockyard-runc; "
+                          "use the cgroupfs driver (drop --systemd-cgroup)")
+    with contextlib.ExitStack() as undo:
+        cdir = state.make_dir(root, cid)
+        undo.callback(shutil.rmtree, cdir, True)
+        fifo = os.path.join(cdir, state.FIFO)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
+        if sp.has_ns("user"):  # the init reopens it as the container's root
+            os.chown(fifo, sp.root_uid(), sp.root_gid())
+        # Passed as O_PATH: the container's root may not traverse our --root.
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        undo.callback(os.close, fifo_fd)
+        mgr = cgroups.manager_for(sp.linux.get("cgroupsPath"), cid)
+        mgr.create()
+        undo.callback(mgr.destroy)
+        resources = sp.linux.get("resources") or {}
+        mgr.set(resources)  # even empty: the default device rules come from here
+        console_fd = _console_fd(sp, opts)
+        if console_fd is not None and console_fd != opts.console_fd:
+            undo.callback(os.close, console_fd)
+        child, fds = process.spawn(opts.preserve_fds, {"console": console_fd,
+                                                       "fifo": fifo_fd})
+        undo.callback(child.close)
+        undo.callback(child.kill)
+        mgr.apply(child.pid)
+        doc: dict[str, Any] = {
+            "id": cid, "pid": 0, "pid_start": None, "bundle": bundle,
+            "rootfs": _rootfs(sp), "created": state.rfc3339(time.time_ns()),
+            "owner": "", "annotations": sp.annotations, "cgroup_paths": mgr.paths,
+            "resources": resources, "config": sp.raw, "ready": False,
+        }
+        oci = {"ociVersion": sp.raw["ociVersion"], "id": cid, "status": "creating",
+               "bundle": bundle, "annotations": sp.annotations}
+        child.send_boot({"mode": "create", "config": sp.raw, "bundle": bundle,
+                         "fifo_fd": fds["fifo"],
+                         "console_fd": fds.get("console"), "preserve_fds": opts.preserve_fds,
+                         "no_pivot": opts.no_pivot, "state": oci})
+        init_pid = _answer_until_pid(child, sp)
+        process.reap(child.pid)
+        st = state.State(cdir, doc)
+        doc["pid"] = init_pid
+        doc["pid_start"] = state.proc_start_time(init_pid)
+        st.save()
+        undo.callback(_kill_pid, init_pid)
+        oci["pid"] = init_pid
+        _answer_until_ready(child, sp, oci)
+        doc["ready"] = True
+        st.save()
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, init_pid)
+        child.close()
+        undo.pop_all()
+    return st
+
+
+def _rootfs(sp: spec.Spec) -> str:
+    p = sp.raw["root"]["path"]
+    return os.path.join(sp.bundle, p) if not p.startswith("/") else p
+
+
+def _kill_pid(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, 9)
+
+
+def _write_id_maps(pid: int, sp: spec.Spec) -> None:
+    for key, fname in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n"
+                       for m in sp.linux.get(key) or [])
+        try:
+            with open(f"/proc/{pid}/{fname}", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise StartError(f"failed to write {fname} {text.strip()!r}: {e.strerror}") from None
+
+
+def _answer_until_pid(child: process.Child, sp: spec.Spec) -> int:
+    try:
+        while True:
+            msg = sync.recv(child.sock)
+            if msg is None:
+                raise StartError("container init exited before it was ready")
+            kind, payload = msg
+            if kind == sync.USERNS:
+                _write_id_maps(child.pid, sp)
+                sync.send(child.sock, sync.ACK)
+            elif kind == sync.PID:
+                # The child cannot see its own host pid from inside a pid namespace.
+                sync.send(child.sock, sync.ACK, payload)
+                return int(payload)
+            elif kind == sync.ERROR:
+                raise StartError(payload.decode(errors="replace"))
+            else:
+                raise StartError(f"unexpected message {kind} from the container's init")
+    except sync.ProtocolError as e:
+        raise StartError(str(e)) from None
+
+
+def _answer_until_ready(child: process.Child, sp: spec.Spec, oci: dict[str, Any]) -> None:
+    try:
+        while True:
+            msg = sync.recv(child.sock)
+            if msg is None:
+                raise StartError("container init exited before it was ready")
+            kind, payload = msg
+            if kind == sync.HOOKS:
+                hooks.run_hooks(sp.hooks, "prestart", {**oci, "status": "created"})
+                hooks.run_hooks(sp.hooks, "createRuntime", {**oci, "status": "creating"})
+                sync.send(child.sock, sync.ACK)
+            elif kind == sync.READY:
+                return
+            elif kind == sync.ERROR:
+                raise StartError(payload.decode(errors="replace"))
+            else:
+                raise StartError(f"unexpected message {kind} from the container's init")
+    except sync.ProtocolError as e:
+        raise StartError(str(e)) from None
+
+
+def start(st: state.State) -> None:
+    status = st.status()
+    if status == "stopped":
+        raise FailedPrecondition("cannot start a container that has stopped")
+    if status != "created":
+        raise FailedPrecondition(f"cannot start an already {status} container")
+    try:
+        fd = os.open(st.fifo, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise FailedPrecondition("cannot start an already running container") from None
+    try:
+        data = os.read(fd, 1)
+    finally:
+        os.close(fd)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(st.fifo)
+    if not data:
+        raise StartError("cannot start a container that has stopped")
+    sp = spec.Spec(st.config, st.bundle)
+    try:
+        hooks.run_hooks(sp.hooks, "poststart", st.oci("running"))
+    except StartError:
+        kill(st, 9)
+        raise
+
+
+def kill(st: state.State, sig: int, all_procs: bool = False) -> None:
+    status = st.status()
+    if all_procs and st.cgroup_paths:
+        cgroups.load(st.cgroup_paths).kill_all(sig)
+        return
+    if status == "stopped":
+        raise FailedPrecondition("container not running")
+    try:
+        os.kill(st.pid, sig)
+    except ProcessLookupError:
+        raise FailedPrecondition("container not running") from None
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    try:
+        st = state.load(root, cid)
+    except NotFound:
+        d = state.container_dir(root, cid)
+        if os.path.isdir(d):  # a create killed before it wrote its state
+            shutil.rmtree(d, ignore_errors=True)
+            return
+        raise
+    status = st.status()
+    if status in ("running", "paused") and not force:
+        raise FailedPrecondition(f"cannot delete container {cid} that is not stopped: {status}")
+    mgr = cgroups.load(st.cgroup_paths) if st.cgroup_paths else None
+    if status != "stopped":
+        if mgr is not None and mgr.exists():
+            if status == "paused":
+                mgr.thaw()
+            mgr.kill_all(9)
+        _kill_pid(st.pid)
+        _wait_gone(st)
+    elif mgr is not None and mgr.exists():
+        mgr.kill_all(9)  # without a pid namespace, the init's children outlive it
+    if mgr is not None:
+        mgr.destroy()
+    sp = spec.Spec(st.config, st.bundle)
+    try:
+        hooks.run_hooks(sp.hooks, "poststop", st.oci("stopped"))
+    except StartError as e:
+        from dockyard.runtime import log
+
+        log.warning(str(e))
+    shutil.rmtree(st.dir, ignore_errors=True)
+
+
+def _wait_gone(st: state.State, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while st.alive() and time.monotonic() < deadline:
+        time.sleep(0.002)
+
+
+def oci_state_json(st: state.State) -> str:
+    return jsonio.dumps_pretty(st.oci())

@@ -8,16 +8,14 @@ left behind (mounts live in the container's own mount namespace and die with it)
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import time
-from typing import TYPE_CHECKING
 
 from dockyard.runtime import hooks, jsonio, process, spec, state, sync
 from dockyard.runtime.errors import ConfigError, FailedPrecondition, NotFound, StartError
 from dockyard.runtime.linux import cgroups
 
+TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
     from typing import Any
 
@@ -32,6 +30,7 @@ class Options:
         "no_pivot",
         "pid_file",
         "preserve_fds",
+        "spec",
         "systemd_cgroup",
     )
 
@@ -46,6 +45,34 @@ class Options:
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
+        self.spec: spec.Spec | None = None  # already loaded by the caller
+
+
+class Undo:
+    """contextlib.ExitStack's callback/pop_all, without importing contextlib (~3 ms): on an
+    exception, the callbacks run in reverse and their own errors are swallowed."""
+
+    __slots__ = ("_steps",)
+
+    def __init__(self) -> None:
+        self._steps: list[tuple[Any, tuple]] = []
+
+    def callback(self, fn: Any, *args: Any) -> None:
+        self._steps.append((fn, args))
+
+    def pop_all(self) -> None:
+        self._steps.clear()
+
+    def __enter__(self) -> Undo:
+        return self
+
+    def __exit__(self, kind: object, exc: object, tb: object) -> None:
+        while self._steps:
+            fn, args = self._steps.pop()
+            try:
+                fn(*args)
+            except Exception:  # undoing is best effort: the first error is what counts
+                pass
 
 
 def write_pid_file(path: str, pid: int) -> None:
@@ -76,13 +103,13 @@ def _console_fd(sp: spec.Spec, opts: Options) -> int | None:
 def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
     bundle = os.path.abspath(bundle)
     state.check_id(cid)
-    sp = spec.load(bundle)
+    sp = opts.spec or spec.load(bundle)
     if opts.systemd_cgroup:
         raise ConfigError("systemd cgroup driver is not supported by dockyard-runc; "
                           "use the cgroupfs driver (drop --systemd-cgroup)")
-    with contextlib.ExitStack() as undo:
+    with Undo() as undo:
         cdir = state.make_dir(root, cid)
-        undo.callback(shutil.rmtree, cdir, True)
+        undo.callback(state.remove_dir, cdir)
         fifo = os.path.join(cdir, state.FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
@@ -99,8 +126,7 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         console_fd = _console_fd(sp, opts)
         if console_fd is not None and console_fd != opts.console_fd:
             undo.callback(os.close, console_fd)
-        child, fds = process.spawn(opts.preserve_fds, {"console": console_fd,
-                                                       "fifo": fifo_fd})
+        child = process.spawn(opts.preserve_fds)
         undo.callback(child.close)
         undo.callback(child.kill)
         mgr.apply(child.pid)
@@ -113,9 +139,9 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         oci = {"ociVersion": sp.raw["ociVersion"], "id": cid, "status": "creating",
                "bundle": bundle, "annotations": sp.annotations}
         child.send_boot({"mode": "create", "config": sp.raw, "bundle": bundle,
-                         "fifo_fd": fds["fifo"],
-                         "console_fd": fds.get("console"), "preserve_fds": opts.preserve_fds,
-                         "no_pivot": opts.no_pivot, "state": oci})
+                         "preserve_fds": opts.preserve_fds,
+                         "no_pivot": opts.no_pivot, "state": oci},
+                        {"console": console_fd, "fifo": fifo_fd})
         init_pid = _answer_until_pid(child, sp)
         process.reap(child.pid)
         st = state.State(cdir, doc)
@@ -140,8 +166,10 @@ def _rootfs(sp: spec.Spec) -> str:
 
 
 def _kill_pid(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    try:
         os.kill(pid, 9)
+    except ProcessLookupError:
+        pass
 
 
 def _write_id_maps(pid: int, sp: spec.Spec) -> None:
@@ -212,8 +240,10 @@ def start(st: state.State) -> None:
         data = os.read(fd, 1)
     finally:
         os.close(fd)
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(st.fifo)
+    except FileNotFoundError:
+        pass
     if not data:
         raise StartError("cannot start a container that has stopped")
     sp = spec.Spec(st.config, st.bundle)
@@ -243,7 +273,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
     except NotFound:
         d = state.container_dir(root, cid)
         if os.path.isdir(d):  # a create killed before it wrote its state
-            shutil.rmtree(d, ignore_errors=True)
+            state.remove_dir(d)
             return
         raise
     status = st.status()
@@ -268,7 +298,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
         from dockyard.runtime import log
 
         log.warning(str(e))
-    shutil.rmtree(st.dir, ignore_errors=True)
+    state.remove_dir(st.dir)
 
 
 def _wait_gone(st: state.State, timeout: float = 10.0) -> None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from dockyard import __version__
 from dockyard.runtime.spec import HOOK_KINDS, NAMESPACE_FLAGS
 
+TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
     from typing import Any
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 import select
 import time
-from typing import TYPE_CHECKING
 
 from dockyard.runtime.errors import StartError
 
+TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
     from typing import Any
 

@@ -9,12 +9,12 @@ refused in the parent before anything is created.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from dockyard.runtime import jsonio
 from dockyard.runtime.errors import ConfigError
 from dockyard.runtime.linux import syscalls as sc
 
+TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
     from typing import Any
 

@@ -3,7 +3,9 @@ so that a bundle made by either runtime behaves the same under both."""
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
+if TYPE_CHECKING:
+    from typing import Any
 
 OCI_VERSION = "1.2.0"
 

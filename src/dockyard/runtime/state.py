@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING
 
 from dockyard.runtime import jsonio
 from dockyard.runtime.errors import AlreadyExists, ConfigError, NotFound
 
+TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
     from typing import Any
 
@@ -136,6 +136,23 @@ def make_dir(root: str, cid: str) -> str:
     except FileExistsError:
         raise AlreadyExists(f"container with id exists: {cid}") from None
     return d
+
+
+def remove_dir(d: str) -> None:
+    """The container's directory holds only files: no shutil (~5 ms of imports) needed."""
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            os.unlink(os.path.join(d, name))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
 
 
 def load(root: str, cid: str) -> State:

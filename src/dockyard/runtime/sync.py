@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import os
 import struct
+import sys
 
 BOOT = 1
 USERNS = 2
@@ -46,9 +47,20 @@ class ProtocolError(Exception):
     pass
 
 
-def send(fd: int, kind: int, payload: bytes = b"") -> None:
+def send(fd: int, kind: int, payload: bytes = b"", fds: list[int] | None = None) -> None:
     data = _HDR.pack(len(payload), kind) + payload
     view = memoryview(data)
+    if fds:
+        import _socket
+
+        s = _socket.socket(fileno=fd)
+        try:
+            n = s.sendmsg([view], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
+                                    b"".join(f.to_bytes(4, sys.byteorder,
+                                                        signed=True) for f in fds))])
+        finally:
+            s.detach()
+        view = view[n:]
     while view:
         n = os.write(fd, view)
         view = view[n:]
@@ -64,6 +76,30 @@ def _read_exact(fd: int, n: int) -> bytes | None:
             return None
         buf += chunk
     return bytes(buf)
+
+
+def recv_fds(fd: int, kind: int) -> tuple[bytes, list[int]]:
+    """expect(), for the one frame that may carry descriptors (received close-on-exec)."""
+    import _socket
+
+    s = _socket.socket(fileno=fd)
+    try:
+        first, anc, _flags, _addr = s.recvmsg(_HDR.size, _socket.CMSG_SPACE(4 * 16),
+                                              _socket.MSG_CMSG_CLOEXEC | _socket.MSG_WAITALL)
+    finally:
+        s.detach()
+    fds: list[int] = []
+    for level, typ, data in anc:
+        if level == _socket.SOL_SOCKET and typ == _socket.SCM_RIGHTS:
+            fds += [int.from_bytes(data[i:i + 4], sys.byteorder, signed=True)
+                    for i in range(0, len(data) - len(data) % 4, 4)]
+    if not first:
+        raise ProtocolError("the runtime went away before it sent the configuration")
+    rest = _read_exact(fd, _HDR.size - len(first)) if len(first) < _HDR.size else b""
+    length, got = _HDR.unpack(first + (rest or b""))
+    if got != kind:
+        raise ProtocolError(f"unexpected message {got} (wanted {kind})")
+    return (_read_exact(fd, length) or b"") if length else b"", fds
 
 
 def recv(fd: int) -> tuple[int, bytes] | None:

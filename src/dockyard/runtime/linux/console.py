@@ -8,10 +8,10 @@ Uses the C `_socket` module: `socket` imports enum and selectors, milliseconds w
 from __future__ import annotations
 
 import _socket
-import array
 import fcntl
 import os
 import struct
+import sys
 
 TIOCSPTLCK = 0x40045431
 TIOCGPTPEER = 0x5441
@@ -63,7 +63,7 @@ def send_fd(sock_fd: int, fd: int, name: str = "/dev/ptmx") -> None:
     s = _socket.socket(fileno=sock_fd)
     try:
         s.sendmsg([name.encode()], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
-                                     array.array("i", [fd]).tobytes())])
+                                     fd.to_bytes(4, sys.byteorder, signed=True))])
     finally:
         s.detach()
 
@@ -71,14 +71,12 @@ def send_fd(sock_fd: int, fd: int, name: str = "/dev/ptmx") -> None:
 def recv_fd(sock_fd: int) -> int:
     s = _socket.socket(fileno=sock_fd)
     try:
-        fds = array.array("i")
-        _msg, ancdata, _flags, _addr = s.recvmsg(4096, _socket.CMSG_SPACE(fds.itemsize))
+        _msg, ancdata, _flags, _addr = s.recvmsg(4096, _socket.CMSG_SPACE(4))
     finally:
         s.detach()
     for level, kind, data in ancdata:
-        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
-            return fds[0]
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS and len(data) >= 4:
+            return int.from_bytes(data[:4], sys.byteorder, signed=True)
     raise OSError(0, "no file descriptor received on the console socket")
 
 

@@ -68,7 +68,11 @@ class Boot:
 def main(sock: int) -> None:
     """Entry point of the memfd interpreter (stage-1)."""
     try:
-        boot = Boot(jsonio.loads(sync.expect(sock, sync.BOOT)))
+        payload, fds = sync.recv_fds(sock, sync.BOOT)
+        doc = jsonio.loads(payload)
+        for name, fd in zip(doc.pop("fd_names", ()), fds, strict=False):
+            doc[f"{name}_fd"] = fd
+        boot = Boot(doc)
         if boot.mode == "create":
             _stage1_create(sock, boot)
         else:
@@ -171,7 +175,6 @@ def _init(sock: int, boot: Boot) -> None:
     if spec.has_ns("network") and not any(p[0] == "network" for p in spec.ns_paths()):
         _loopback_up()
     fifo = boot.doc["fifo_fd"]
-    os.set_inheritable(fifo, False)
     if raw.get("linux", {}).get("seccomp"):
         seccomp.preload()
     root = rootfs.prepare(raw, spec.bundle, in_userns=spec.has_ns("user"),

@@ -173,31 +173,22 @@ def cmd_create(c: Ctx) -> int:
 
 
 def cmd_run(c: Ctx) -> int:
-    from dockyard.runtime import container, foreground, spec
+    from dockyard.runtime import container, foreground
 
     cid = c.one_id("run")
     bundle = c.opts.get("bundle") or "."
     opts = _create_opts(c)
     detach = bool(c.opts.get("detach"))
-    ours = None
     if not detach:
         foreground.become_subreaper()
-        opts.spec = spec.load(os.path.abspath(bundle))
-        if not opts.console_socket and opts.spec.process.get("terminal"):
-            from dockyard.runtime.linux import console
-
-            ours, opts.console_fd = console.socketpair()
-    try:
-        st = container.create(c.root, cid, bundle, opts)
-    finally:
-        if opts.console_fd is not None:
-            os.close(opts.console_fd)
+        opts.foreground = True
+    st = container.create(c.root, cid, bundle, opts)
     master = None
-    if ours is not None:
+    if opts.console_ours is not None:
         from dockyard.runtime.linux import console
 
-        master = console.recv_fd(ours)
-        os.close(ours)
+        master = console.recv_fd(opts.console_ours)
+        os.close(opts.console_ours)
     try:
         container.start(st)
     except BaseException:
@@ -524,7 +515,6 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if name in ("create", "run", "exec") and args:
             from dockyard.runtime import process
-
             process.prespawn(opts.get("preserve-fds", 0))
         return COMMANDS[name](Ctx(g, opts, args))
     except UsageError as e:

@@ -8,6 +8,7 @@ left behind (mounts live in the container's own mount namespace and die with it)
 
 from __future__ import annotations
 
+import _thread
 import os
 import time
 
@@ -24,28 +25,30 @@ class Options:
     """Flags of create/run that are not in config.json."""
 
     __slots__ = (
-        "console_fd",
+        "console_ours",
         "console_socket",
+        "foreground",
         "no_new_keyring",
         "no_pivot",
         "pid_file",
         "preserve_fds",
-        "spec",
         "systemd_cgroup",
     )
 
-    def __init__(self, *, console_socket: str | None = None, console_fd: int | None = None,
+    def __init__(self, *, console_socket: str | None = None,
                  pid_file: str | None = None, no_pivot: bool = False,
                  no_new_keyring: bool = False, preserve_fds: int = 0,
                  systemd_cgroup: bool = False) -> None:
         self.console_socket = console_socket
-        self.console_fd = console_fd
         self.pid_file = pid_file
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.preserve_fds = preserve_fds
         self.systemd_cgroup = systemd_cgroup
-        self.spec: spec.Spec | None = None  # already loaded by the caller
+        # `run` in the foreground relays the terminal itself: create makes a socket pair
+        # and leaves our end here for the caller to receive the pty master on.
+        self.foreground = False
+        self.console_ours: int | None = None
 
 
 class Undo:
@@ -86,8 +89,11 @@ def write_pid_file(path: str, pid: int) -> None:
 
 def _console_fd(sp: spec.Spec, opts: Options) -> int | None:
     terminal = bool(sp.process.get("terminal"))
-    if opts.console_fd is not None:
-        return opts.console_fd
+    if terminal and not opts.console_socket and opts.foreground:
+        from dockyard.runtime.linux import console
+
+        opts.console_ours, theirs = console.socketpair()
+        return theirs
     if terminal and not opts.console_socket:
         raise ConfigError("cannot allocate tty if runc will detach without setting console "
                           "socket")
@@ -100,16 +106,66 @@ def _console_fd(sp: spec.Spec, opts: Options) -> int | None:
     return None
 
 
+class _Attach:
+    """Makes the cgroup and moves stage-1 into it on a thread, while the caller validates.
+
+    The first move into a cgroup after a quiet spell waits for an RCU grace period of the
+    kernel (cgroup_threadgroup_rwsem): 8-14 ms here, runc pays it too. On this thread the
+    wait overlaps the validation of config.json instead of following it. The thread only
+    makes syscalls (which release the GIL); the caller joins it before using the result.
+    """
+
+    def __init__(self, cgroups_path: object, cid: str, pid: int) -> None:
+        self.mgr: cgroups.Manager | None = None
+        self.error: BaseException | None = None
+        self._done = _thread.allocate_lock()
+        self._done.acquire()
+        _thread.start_new_thread(self._run, (cgroups_path, cid, pid))
+
+    def _run(self, cgroups_path: object, cid: str, pid: int) -> None:
+        try:
+            mgr = cgroups.manager_for(cgroups_path, cid)  # type: ignore[arg-type]
+            mgr.create()
+            self.mgr = mgr
+            mgr.apply(pid)
+        except BaseException as e:
+            self.error = e
+        finally:
+            self._done.release()
+
+    def join(self) -> cgroups.Manager:
+        with self._done:
+            pass
+        if self.error is not None:
+            raise self.error
+        assert self.mgr is not None
+        return self.mgr
+
+    def destroy(self) -> None:
+        with self._done:
+            pass
+        if self.mgr is not None:
+            self.mgr.destroy()
+
+
 def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
     bundle = os.path.abspath(bundle)
     state.check_id(cid)
-    sp = opts.spec or spec.load(bundle)
     if opts.systemd_cgroup:
         raise ConfigError("systemd cgroup driver is not supported by dockyard-runc; "
                           "use the cgroupfs driver (drop --systemd-cgroup)")
+    raw = spec.read_json(bundle)
     with Undo() as undo:
         cdir = state.make_dir(root, cid)
         undo.callback(state.remove_dir, cdir)
+        child = process.spawn(opts.preserve_fds)
+        linux = raw.get("linux")
+        attach = _Attach(linux.get("cgroupsPath") if isinstance(linux, dict) else None,
+                         cid, child.pid)
+        undo.callback(attach.destroy)  # runs after the child is killed: an empty cgroup
+        undo.callback(child.close)
+        undo.callback(child.kill)
+        sp = spec.from_json(raw, bundle)
         fifo = os.path.join(cdir, state.FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
@@ -117,19 +173,12 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
             os.chown(fifo, sp.root_uid(), sp.root_gid())
         # Passed as O_PATH: the container's root may not traverse our --root.
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        undo.callback(os.close, fifo_fd)
-        mgr = cgroups.manager_for(sp.linux.get("cgroupsPath"), cid)
-        mgr.create()
-        undo.callback(mgr.destroy)
+        console_fd = _console_fd(sp, opts)
+        if opts.console_ours is not None:
+            undo.callback(os.close, opts.console_ours)
+        mgr = attach.join()
         resources = sp.linux.get("resources") or {}
         mgr.set(resources)  # even empty: the default device rules come from here
-        console_fd = _console_fd(sp, opts)
-        if console_fd is not None and console_fd != opts.console_fd:
-            undo.callback(os.close, console_fd)
-        child = process.spawn(opts.preserve_fds)
-        undo.callback(child.close)
-        undo.callback(child.kill)
-        mgr.apply(child.pid)
         doc: dict[str, Any] = {
             "id": cid, "pid": 0, "pid_start": None, "bundle": bundle,
             "rootfs": _rootfs(sp), "created": state.rfc3339(time.time_ns()),
@@ -142,6 +191,9 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
                          "preserve_fds": opts.preserve_fds,
                          "no_pivot": opts.no_pivot, "state": oci},
                         {"console": console_fd, "fifo": fifo_fd})
+        os.close(fifo_fd)
+        if console_fd is not None:
+            os.close(console_fd)
         init_pid = _answer_until_pid(child, sp)
         process.reap(child.pid)
         st = state.State(cdir, doc)

@@ -105,6 +105,11 @@ def _host_id(mappings: list[dict[str, int]] | None) -> int:
 
 
 def load(bundle: str) -> Spec:
+    return from_json(read_json(bundle), bundle)
+
+
+def read_json(bundle: str) -> dict[str, Any]:
+    """config.json as a JSON object, not yet validated."""
     path = os.path.join(bundle, "config.json")
     try:
         with open(path, "rb") as f:
@@ -113,16 +118,24 @@ def load(bundle: str) -> Spec:
         raise ConfigError("JSON specification file config.json not found") from None
     except OSError as e:
         raise ConfigError(f"open {path}: {e.strerror}") from None
-    return parse(data, bundle)
+    return _decode(data)
 
 
-def parse(data: bytes | str, bundle: str) -> Spec:
+def _decode(data: bytes | str) -> dict[str, Any]:
     try:
         raw = jsonio.loads(data)
     except jsonio.DecodeError as e:
         raise ConfigError(f"config.json: invalid JSON: {e}") from None
     if not isinstance(raw, dict):
         raise ConfigError("config.json: the document must be a JSON object")
+    return raw
+
+
+def parse(data: bytes | str, bundle: str) -> Spec:
+    return from_json(_decode(data), bundle)
+
+
+def from_json(raw: dict[str, Any], bundle: str) -> Spec:
     validate(raw, bundle)
     return Spec(raw, bundle)
 

@@ -12,7 +12,7 @@ import _thread
 import os
 import time
 
-from dockyard.runtime import hooks, jsonio, process, spec, state, sync
+from dockyard.runtime import hooks, jsonio, log, process, spec, state, sync
 from dockyard.runtime.errors import ConfigError, FailedPrecondition, NotFound, StartError
 from dockyard.runtime.linux import cgroups
 
@@ -194,7 +194,9 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         os.close(fifo_fd)
         if console_fd is not None:
             os.close(console_fd)
+        log.debug(f"stage-1 (pid {child.pid}) got the configuration")
         init_pid = _answer_until_pid(child, sp)
+        log.debug(f"container init is pid {init_pid}")
         process.reap(child.pid)
         st = state.State(cdir, doc)
         doc["pid"] = init_pid

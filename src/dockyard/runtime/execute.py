@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from dockyard.runtime import container, foreground, process, spec, sync
+from dockyard.runtime import container, foreground, log, process, spec, sync
 from dockyard.runtime.errors import ConfigError, FailedPrecondition, StartError
 from dockyard.runtime.linux import cgroups
 
@@ -95,6 +95,7 @@ def exec_process(st: State, proc: dict[str, Any], *, detach: bool = False,
             if theirs is not None:
                 os.close(theirs)
         pid = container._answer_until_pid(child, sp)
+        log.debug(f"exec'd process is pid {pid}")
         process.reap(child.pid)
         sync.expect(child.sock, sync.READY)
         # The socket is close-on-exec in the child: EOF means execve succeeded.

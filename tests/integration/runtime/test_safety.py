@@ -3,9 +3,11 @@ mount outside the rootfs, nothing left behind by a bad config."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -70,6 +72,22 @@ def test_host_binary_is_not_reachable_through_proc_exe(runc, make_bundle):
     for line in p.stdout.decode().split():
         assert "python" not in line, line
     runc.run("delete", "--force", "exe")
+
+
+def test_proc_self_exe_entrypoint_reaches_only_the_sealed_copy(runc, make_bundle):
+    """The CVE-2019-5736 attack: an entrypoint `#!/proc/self/exe` makes the kernel run
+    whatever binary the runtime's process was started from, inside the container."""
+    interpreter = os.path.realpath(sys.executable)
+    before = hashlib.sha256(open(interpreter, "rb").read()).hexdigest()
+    b = make_bundle(["sleep", "100"])
+    evil = b / "rootfs" / "bin" / "evil"
+    evil.write_text("#!/proc/self/exe\n")
+    evil.chmod(0o755)
+    runc.run("run", "-d", "-b", str(b), "evil")
+    p = runc.run("exec", "evil", "/bin/evil", check=False)
+    assert p.returncode != 0  # the sealed interpreter finds no library in the container
+    runc.run("delete", "--force", "evil")
+    assert hashlib.sha256(open(interpreter, "rb").read()).hexdigest() == before
 
 
 def test_mount_destination_through_symlink_stays_inside_rootfs(runc, make_bundle, tmp_path):

@@ -7,6 +7,7 @@ import os
 from dockyard.runtime import container, foreground, log, process, spec, sync
 from dockyard.runtime.errors import ConfigError, FailedPrecondition, StartError
 from dockyard.runtime.linux import cgroups
+from dockyard.runtime.linux.cgroups import warmup
 
 TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
@@ -87,6 +88,7 @@ def exec_process(st: State, proc: dict[str, Any], *, detach: bool = False,
     try:
         if st.cgroup_paths:
             cgroups.load(st.cgroup_paths).apply(child.pid)
+        warmup.stop()
         try:
             child.send_boot({"mode": "exec", "config": config, "bundle": st.bundle,
                              "init_pid": st.pid, "preserve_fds": preserve_fds,

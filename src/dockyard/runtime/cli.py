@@ -515,9 +515,6 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if name in ("create", "run", "exec") and args:
             from dockyard.runtime import process
-            from dockyard.runtime.linux.cgroups import warmup
-
-            warmup.start()
             process.prespawn(opts.get("preserve-fds", 0))
         return COMMANDS[name](Ctx(g, opts, args))
     except UsageError as e:

@@ -8,15 +8,12 @@ left behind (mounts live in the container's own mount namespace and die with it)
 
 from __future__ import annotations
 
-import _thread
 import os
-import sys
 import time
 
 from dockyard.runtime import hooks, jsonio, log, process, spec, state, sync
 from dockyard.runtime.errors import ConfigError, FailedPrecondition, NotFound, StartError
 from dockyard.runtime.linux import cgroups
-from dockyard.runtime.linux.cgroups import warmup
 
 TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
@@ -108,55 +105,6 @@ def _console_fd(sp: spec.Spec, opts: Options) -> int | None:
     return None
 
 
-class _Attach:
-    """Makes the cgroup and moves stage-1 into it on a thread, while the caller validates.
-
-    Both wait in the kernel (see cgroups/warmup.py: the first attach after a quiet spell
-    waits for an RCU grace period, holding the lock that mkdir needs too), so on this thread
-    the waits overlap the validation of config.json instead of following it. The thread
-    spends its time in syscalls, which release the GIL; a short switch interval lets it
-    start at once rather than after the 5 ms the validating thread would keep the GIL for.
-    """
-
-    def __init__(self, cgroups_path: object, cid: str, pid: int) -> None:
-        self.mgr: cgroups.Manager | None = None
-        self.error: BaseException | None = None
-        self._interval = sys.getswitchinterval()
-        sys.setswitchinterval(0.0002)
-        self._done = _thread.allocate_lock()
-        self._done.acquire()
-        _thread.start_new_thread(self._run, (cgroups_path, cid, pid))
-
-    def _run(self, cgroups_path: object, cid: str, pid: int) -> None:
-        try:
-            mgr = cgroups.manager_for(cgroups_path, cid)  # type: ignore[arg-type]
-            mgr.create()
-            self.mgr = mgr
-            mgr.apply(pid)
-        except BaseException as e:
-            self.error = e
-        finally:
-            warmup.stop()
-            self._done.release()
-
-    def join(self) -> cgroups.Manager:
-        with self._done:
-            pass
-        sys.setswitchinterval(self._interval)
-        if self.error is not None:
-            raise self.error
-        assert self.mgr is not None
-        return self.mgr
-
-    def destroy(self) -> None:
-        """After the child is gone: the cgroup is empty then."""
-        with self._done:
-            pass
-        sys.setswitchinterval(self._interval)
-        if self.mgr is not None:
-            self.mgr.destroy()
-
-
 def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
     bundle = os.path.abspath(bundle)
     state.check_id(cid)
@@ -168,10 +116,6 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         cdir = state.make_dir(root, cid)
         undo.callback(state.remove_dir, cdir)
         child = process.spawn(opts.preserve_fds)
-        linux = raw.get("linux")
-        attach = _Attach(linux.get("cgroupsPath") if isinstance(linux, dict) else None,
-                         cid, child.pid)
-        undo.callback(attach.destroy)  # runs after the child is killed
         undo.callback(child.close)
         undo.callback(child.kill)
         sp = spec.from_json(raw, bundle)
@@ -185,9 +129,12 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         console_fd = _console_fd(sp, opts)
         if opts.console_ours is not None:
             undo.callback(os.close, opts.console_ours)
-        mgr = attach.join()
+        mgr = cgroups.manager_for(sp.linux.get("cgroupsPath"), cid)
+        mgr.create()
+        undo.callback(_destroy_cgroup, mgr, child)
         resources = sp.linux.get("resources") or {}
         mgr.set(resources)  # even empty: the default device rules come from here
+        join_fds = join_cgroup(mgr, child.pid)
         doc: dict[str, Any] = {
             "id": cid, "pid": 0, "pid_start": None, "bundle": bundle,
             "rootfs": _rootfs(sp), "created": state.rfc3339(time.time_ns()),
@@ -199,8 +146,10 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         child.send_boot({"mode": "create", "config": sp.raw, "bundle": bundle,
                          "preserve_fds": opts.preserve_fds,
                          "no_pivot": opts.no_pivot, "state": oci},
-                        {"console": console_fd, "fifo": fifo_fd})
+                        {"console": console_fd, "fifo": fifo_fd, "cgroup": join_fds})
         os.close(fifo_fd)
+        for fd in join_fds:
+            os.close(fd)
         if console_fd is not None:
             os.close(console_fd)
         log.debug(f"stage-1 (pid {child.pid}) got the configuration")
@@ -221,6 +170,29 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         child.close()
         undo.pop_all()
     return st
+
+
+def _destroy_cgroup(mgr: cgroups.Manager, child: process.Child) -> None:
+    child.kill()  # first: a cgroup with a process in it cannot be removed
+    mgr.destroy()
+
+
+def join_cgroup(mgr: cgroups.Manager, pid: int) -> list[int]:
+    """Where stage-1 can move itself in (v1), the files it writes "0" to, opened here (it
+    starts in our namespaces but gets them over the socket); else we move it now."""
+    names = mgr.join_files()
+    if not names:
+        mgr.apply(pid)
+        return []
+    fds: list[int] = []
+    try:
+        for name in names:
+            fds.append(os.open(name, os.O_WRONLY | os.O_CLOEXEC))
+    except OSError as e:
+        for fd in fds:
+            os.close(fd)
+        raise StartError(f"open {name}: {e.strerror}") from None
+    return fds
 
 
 def _rootfs(sp: spec.Spec) -> str:

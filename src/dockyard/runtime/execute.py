@@ -7,7 +7,6 @@ import os
 from dockyard.runtime import container, foreground, log, process, spec, sync
 from dockyard.runtime.errors import ConfigError, FailedPrecondition, StartError
 from dockyard.runtime.linux import cgroups
-from dockyard.runtime.linux.cgroups import warmup
 
 TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
@@ -86,16 +85,16 @@ def exec_process(st: State, proc: dict[str, Any], *, detach: bool = False,
         foreground.become_subreaper()
     child = process.spawn(preserve_fds)
     try:
-        if st.cgroup_paths:
-            cgroups.load(st.cgroup_paths).apply(child.pid)
-        warmup.stop()
+        join_fds = container.join_cgroup(cgroups.load(st.cgroup_paths), child.pid) \
+            if st.cgroup_paths else []
         try:
             child.send_boot({"mode": "exec", "config": config, "bundle": st.bundle,
                              "init_pid": st.pid, "preserve_fds": preserve_fds,
-                             "state": st.oci(status)}, {"console": theirs})
+                             "state": st.oci(status)}, {"console": theirs, "cgroup": join_fds})
         finally:
-            if theirs is not None:
-                os.close(theirs)
+            for fd in [theirs, *join_fds]:
+                if fd is not None:
+                    os.close(fd)
         pid = container._answer_until_pid(child, sp)
         log.debug(f"exec'd process is pid {pid}")
         process.reap(child.pid)

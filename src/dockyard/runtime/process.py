@@ -53,11 +53,20 @@ class Child:
         self.sock = sock
         self.preserve_fds = preserve_fds
 
-    def send_boot(self, doc: dict, fds: dict[str, int | None] | None = None) -> None:
-        """BOOT carries the descriptors too (SCM_RIGHTS): stage-1 starts before we know them."""
-        given = {k: v for k, v in (fds or {}).items() if v is not None}
-        doc["fd_names"] = list(given)
-        sync.send(self.sock, sync.BOOT, jsonio.dumps(doc).encode(), list(given.values()))
+    def send_boot(self, doc: dict, fds: dict[str, int | list[int] | None] | None = None) -> None:
+        """BOOT carries the descriptors too (SCM_RIGHTS): stage-1 starts before we know them.
+        It finds each as doc["<name>_fd"], and a list as doc["<name>_fds"]."""
+        names: list[str] = []
+        numbers: list[int] = []
+        for name, value in (fds or {}).items():
+            if isinstance(value, list):
+                names += [f"{name}[]"] * len(value)
+                numbers += value
+            elif value is not None:
+                names.append(name)
+                numbers.append(value)
+        doc["fd_names"] = names
+        sync.send(self.sock, sync.BOOT, jsonio.dumps(doc).encode(), numbers)
 
     def kill(self) -> None:
         try:

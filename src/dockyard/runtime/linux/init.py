@@ -71,7 +71,11 @@ def main(sock: int) -> None:
         payload, fds = sync.recv_fds(sock, sync.BOOT)
         doc = jsonio.loads(payload)
         for name, fd in zip(doc.pop("fd_names", ()), fds, strict=False):
-            doc[f"{name}_fd"] = fd
+            if name.endswith("[]"):
+                doc.setdefault(f"{name[:-2]}_fds", []).append(fd)
+            else:
+                doc[f"{name}_fd"] = fd
+        _join_cgroup(doc.pop("cgroup_fds", ()))
         boot = Boot(doc)
         if boot.mode == "create":
             _stage1_create(sock, boot)
@@ -80,6 +84,16 @@ def main(sock: int) -> None:
     except BaseException as e:  # report every failure to the parent, then exit
         _fail(sock, e)
     os._exit(0)
+
+
+def _join_cgroup(fds: list[int]) -> None:
+    """First of all, while we are one thread: "0" moves the caller (runtime/container.py)."""
+    for fd in fds:
+        try:
+            os.write(fd, b"0")
+        except OSError as e:
+            raise OSError(e.errno, f"join the container's cgroup: {e.strerror}") from None
+        os.close(fd)
 
 
 def _fail(sock: int, e: BaseException) -> None:

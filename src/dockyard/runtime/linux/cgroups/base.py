@@ -26,6 +26,16 @@ class Manager:
         """Move pid into the cgroup (every hierarchy on v1)."""
         raise NotImplementedError
 
+    def join_files(self) -> list[str]:
+        """Files a single-threaded process writes "0" to, to move itself in.
+
+        On v1 these are the `tasks` files: the kernel moves the calling thread without the
+        global cgroup_threadgroup_rwsem, so the move does not wait for an RCU grace period
+        (8-15 ms here) the way writing a pid to cgroup.procs does. Empty where there is no
+        such way (v2): the caller then uses apply().
+        """
+        return []
+
     def set(self, res: dict) -> None:
         """Apply OCI linux.resources (devices included; runc's defaults are appended)."""
         raise NotImplementedError

@@ -66,6 +66,9 @@ class Manager(base.Manager):
         for d in self._dirs():
             files.join(d, pid)
 
+    def join_files(self) -> list[str]:
+        return [os.path.join(d, "tasks") for d in self._dirs()]
+
     def set(self, res: dict) -> None:
         writes = resources.v1_writes(res or {}, self._probe)
         files.perform(writes, self.paths.get, _explain)

@@ -154,8 +154,11 @@ def test_cgroups_path_is_honoured_and_removed(runc, make_bundle):
     runc.run("run", "-d", "-b", str(b), "cgp")
     try:
         st = json.loads(runc.run("state", "cgp").stdout)
-        assert own_cgroup(st["pid"], "memory") == f"/{parent}/box"
-        assert own_cgroup(st["pid"], "pids") == f"/{parent}/box"
+        pidfile = b / "exec.pid"
+        runc.run("exec", "-d", "--pid-file", str(pidfile), "cgp", "sleep", "30")
+        for pid in (st["pid"], int(pidfile.read_text())):  # the init and an exec'd process
+            for ctrl in ("cpu", "cpuset", "memory", "pids", "devices", "freezer", "blkio"):
+                assert own_cgroup(pid, ctrl) == f"/{parent}/box", (pid, ctrl)
     finally:
         runc.run("delete", "--force", "cgp")
         for ctrl in os.listdir("/sys/fs/cgroup"):

@@ -153,7 +153,7 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         if console_fd is not None:
             os.close(console_fd)
         log.debug(f"stage-1 (pid {child.pid}) got the configuration")
-        init_pid = _answer_until_pid(child, sp)
+        init_pid = answer_until_pid(child, sp)
         log.debug(f"container init is pid {init_pid}")
         process.reap(child.pid)
         st = state.State(cdir, doc)
@@ -162,7 +162,7 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         st.save()
         undo.callback(_kill_pid, init_pid)
         oci["pid"] = init_pid
-        _answer_until_ready(child, sp, oci)
+        _answer(child, sp, sync.READY, oci)
         doc["ready"] = True
         st.save()
         if opts.pid_file:
@@ -218,47 +218,37 @@ def _write_id_maps(pid: int, sp: spec.Spec) -> None:
             raise StartError(f"failed to write {fname} {text.strip()!r}: {e.strerror}") from None
 
 
-def _answer_until_pid(child: process.Child, sp: spec.Spec) -> int:
+def _answer(child: process.Child, sp: spec.Spec, until: int,
+            oci: dict[str, Any] | None = None) -> bytes:
+    """Serve the child's requests (id maps, hooks) until it sends `until`; its payload."""
     try:
         while True:
             msg = sync.recv(child.sock)
             if msg is None:
                 raise StartError("container init exited before it was ready")
             kind, payload = msg
+            if kind == until:
+                return payload
             if kind == sync.USERNS:
                 _write_id_maps(child.pid, sp)
                 sync.send(child.sock, sync.ACK)
-            elif kind == sync.PID:
-                # The child cannot see its own host pid from inside a pid namespace.
-                sync.send(child.sock, sync.ACK, payload)
-                return int(payload)
-            elif kind == sync.ERROR:
-                raise StartError(payload.decode(errors="replace"))
-            else:
-                raise StartError(f"unexpected message {kind} from the container's init")
-    except sync.ProtocolError as e:
-        raise StartError(str(e)) from None
-
-
-def _answer_until_ready(child: process.Child, sp: spec.Spec, oci: dict[str, Any]) -> None:
-    try:
-        while True:
-            msg = sync.recv(child.sock)
-            if msg is None:
-                raise StartError("container init exited before it was ready")
-            kind, payload = msg
-            if kind == sync.HOOKS:
+            elif kind == sync.HOOKS and oci is not None:
                 hooks.run_hooks(sp.hooks, "prestart", {**oci, "status": "created"})
                 hooks.run_hooks(sp.hooks, "createRuntime", {**oci, "status": "creating"})
                 sync.send(child.sock, sync.ACK)
-            elif kind == sync.READY:
-                return
             elif kind == sync.ERROR:
                 raise StartError(payload.decode(errors="replace"))
             else:
                 raise StartError(f"unexpected message {kind} from the container's init")
     except sync.ProtocolError as e:
         raise StartError(str(e)) from None
+
+
+def answer_until_pid(child: process.Child, sp: spec.Spec) -> int:
+    payload = _answer(child, sp, sync.PID)
+    # The child cannot see its own host pid from inside a pid namespace: it learns it here.
+    sync.send(child.sock, sync.ACK, payload)
+    return int(payload)
 
 
 def start(st: state.State) -> None:

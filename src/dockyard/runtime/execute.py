@@ -95,7 +95,7 @@ def exec_process(st: State, proc: dict[str, Any], *, detach: bool = False,
             for fd in [theirs, *join_fds]:
                 if fd is not None:
                     os.close(fd)
-        pid = container._answer_until_pid(child, sp)
+        pid = container.answer_until_pid(child, sp)
         log.debug(f"exec'd process is pid {pid}")
         process.reap(child.pid)
         sync.expect(child.sock, sync.READY)

@@ -47,6 +47,10 @@ from dockyard.runtime.linux import (
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.spec import JOIN_ORDER, NAMESPACE_PROC, Spec
 
+TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
@@ -138,12 +142,18 @@ def _stage1_create(sock: int, boot: Boot) -> None:
         sc.unshare(flags & ~sc.CLONE_NEWUSER)
     if flags & sc.CLONE_NEWTIME:
         _write_time_offsets(spec.linux.get("timeOffsets") or {})
+    _fork(sock, boot, _init)
+
+
+def _fork(sock: int, boot: Boot, child: Callable[[int, Boot], None]) -> None:
+    """Fork the process that lives in the container (a new pid namespace only takes effect
+    for children), tell the parent its pid, and leave: stage-1 exits after this."""
     # Visible from the container from now on: nobody may open our /proc/<pid>/exe.
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
     pid = os.fork()
     if pid == 0:
         try:
-            _init(sock, boot)
+            child(sock, boot)
         except BaseException as e:
             _fail(sock, e)
         os._exit(1)
@@ -357,15 +367,7 @@ def _stage1_exec(sock: int, boot: Boot) -> None:
         seccomp.preload()  # libseccomp is a host library: load it before joining mnt
     _connect_listener(boot)  # before the mount namespace is joined: a host path
     _join(paths)
-    sc.prctl(sc.PR_SET_DUMPABLE, 0)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _exec_child(sock, boot)
-        except BaseException as e:
-            _fail(sock, e)
-        os._exit(1)
-    sync.send(sock, sync.PID, str(pid).encode())
+    _fork(sock, boot, _exec_child)
 
 
 def _exec_child(sock: int, boot: Boot) -> None:

@@ -30,6 +30,7 @@ import time
 
 from dockyard.runtime.errors import ConfigError, StartError
 from dockyard.runtime.linux import devices, mountopts, securejoin
+from dockyard.runtime.linux.mountinfo import unescape_mountinfo
 from dockyard.runtime.linux.syscalls import (
     LINUX,
     MNT_DETACH,
@@ -506,20 +507,6 @@ def _parent_private(root: str, sys: Syscalls) -> None:
 
 # ---------------------------------------------------------------- host facts
 
-def _unescape(s: str) -> str:
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def mountinfo(path: str = "/proc/self/mountinfo") -> list[tuple[str, ...]]:
     """(id, parent, dev, root, mountpoint, options, optional fields, '-', fstype, source,
     superopts) per line, paths unescaped."""
@@ -529,8 +516,8 @@ def mountinfo(path: str = "/proc/self/mountinfo") -> list[tuple[str, ...]]:
             left, _, right = line.rstrip("\n").partition(" - ")
             a = left.split(" ")
             b = right.split(" ")
-            out.append((a[0], a[1], a[2], _unescape(a[3]), _unescape(a[4]), a[5],
-                        " ".join(a[6:]), "-", b[0], _unescape(b[1]) if len(b) > 1 else "",
+            out.append((a[0], a[1], a[2], unescape_mountinfo(a[3]), unescape_mountinfo(a[4]), a[5],
+                        " ".join(a[6:]), "-", b[0], unescape_mountinfo(b[1]) if len(b) > 1 else "",
                         b[2] if len(b) > 2 else ""))
     return out
 

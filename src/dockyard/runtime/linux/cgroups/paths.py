@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import os
 
+from dockyard.runtime.linux.mountinfo import unescape_mountinfo
+
 MOUNTINFO = "/proc/self/mountinfo"
 PROC_CGROUP = "/proc/self/cgroup"
 DEFAULT_ROOT = "/sys/fs/cgroup"
@@ -56,21 +58,6 @@ class Mount:
         return f"Mount({self.mountpoint!r}, {self.root!r}, {self.fstype!r}, {self.subsystems})"
 
 
-def _unescape(s: str) -> str:
-    """mountinfo escapes space, tab, newline and backslash as \\ooo."""
-    if "\\" not in s:
-        return s
-    out, i = [], 0
-    while i < len(s):
-        if s[i] == "\\" and i + 4 <= len(s) and s[i + 1:i + 4].isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text: str) -> list[Mount]:
     """The cgroup and cgroup2 mounts of a mountinfo text, in order."""
     mounts = []
@@ -90,7 +77,8 @@ def parse_mountinfo(text: str) -> list[Mount]:
             opts = fields[sep + 3].split(",")
             subs = tuple(o for o in opts if o in SUBSYSTEMS or o.startswith("name=")
                          or o in ("misc", "debug"))
-        mounts.append(Mount(_unescape(fields[4]), _unescape(fields[3]), fstype, subs))
+        mounts.append(Mount(unescape_mountinfo(fields[4]), unescape_mountinfo(fields[3]),
+                            fstype, subs))
     return mounts
 
 

@@ -33,7 +33,7 @@ def run_hook(hook: dict[str, Any], state_json: bytes) -> None:
             (os.POSIX_SPAWN_DUP2, in_r, 0),
             (os.POSIX_SPAWN_DUP2, out_w, 1),
             (os.POSIX_SPAWN_DUP2, err_w, 2),
-        ])
+        ], setsigdef=(13, 25))  # SIGPIPE, SIGXFSZ: Python ignores them, a hook should not
     except OSError as e:
         for fd in (in_r, in_w, out_r, out_w, err_r, err_w):
             os.close(fd)

@@ -187,3 +187,14 @@ def test_debug_and_log_file(runc, running, tmp_path):
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert lines and all({"level", "msg", "time"} <= set(x) for x in lines)
     assert any(x["level"] == "debug" for x in lines)
+
+
+def test_container_processes_start_with_default_signals(runc, running):
+    """Python ignores SIGPIPE and SIGXFSZ and glibc's posix_spawn ignores its internal
+    signals: none of that may reach the container (`yes | head` must end by SIGPIPE)."""
+    cid, st = running
+    with open(f"/proc/{st['pid']}/status") as f:
+        status = dict(line.split(":\t", 1) for line in f.read().splitlines())
+    assert int(status["SigIgn"], 16) == 0 and int(status["SigBlk"], 16) == 0
+    p = runc.run("exec", cid, "grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status")
+    assert p.stdout.split() == [b"SigBlk:", b"0" * 16, b"SigIgn:", b"0" * 16]

@@ -17,7 +17,8 @@ our modules, are out of reach. The steps of `init`, top to bottom, and why in th
  7. console                     the pty must come from the container's own devpts
  8. hostname, sysctls           before readonlyPaths makes /proc/sys read-only
  9. rootfs.finalize             masked and read-only paths, read-only root
-10. rlimits, oom_score_adj      need privileges we are about to drop
+10. signals, rlimits,           default signal actions (execve keeps ignored ones);
+    oom_score_adj               the limits need privileges we are about to drop
 11. no_new_privs, seccomp       seccomp before dropping caps unless no_new_privs (loading a
                                 filter needs CAP_SYS_ADMIN or no_new_privs)
 12. credentials                 bounding set, uid/gid, groups, capabilities, umask
@@ -271,6 +272,7 @@ def _sysctls(sysctls: dict[str, str]) -> None:
 def _finish_process(sock: int, boot: Boot, spec: Spec) -> None:
     """Steps 10-13: limits, seccomp, credentials, descriptors, cwd; the exec path checked."""
     process = spec.process
+    sc.reset_signals()  # before seccomp, which might not allow it
     rlimits.apply(process.get("rlimits"))
     adj = process.get("oomScoreAdj")
     if adj is not None:

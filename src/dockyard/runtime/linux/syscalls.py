@@ -163,6 +163,25 @@ def close_range(first: int, last: int = 0xFFFFFFFF, flags: int = 0) -> None:
     _check(_libc.syscall(_NR_CLOSE_RANGE, first, last, flags), "close_range")
 
 
+_NR_RT_SIGACTION = 13
+_NR_RT_SIGPROCMASK = 14
+
+
+def reset_signals() -> None:
+    """Every signal to its default action, none blocked, as a new process expects.
+
+    An ignored signal stays ignored across execve: Python ignores SIGPIPE and SIGXFSZ, and
+    glibc's posix_spawn leaves its two internal signals (32, 33) ignored in the child. The
+    raw system calls reach those two, which sigaction() refuses to touch.
+    """
+    default = ctypes.create_string_buffer(32)  # struct kernel_sigaction, all zero: SIG_DFL
+    for sig in range(1, 65):
+        if sig not in (9, 19):  # SIGKILL, SIGSTOP
+            _libc.syscall(_NR_RT_SIGACTION, sig, default, None, 8)
+    empty = ctypes.create_string_buffer(8)
+    _check(_libc.syscall(_NR_RT_SIGPROCMASK, 2, empty, None, 8), "rt_sigprocmask")  # SETMASK
+
+
 class _CapHeader(ctypes.Structure):
     _fields_ = (("version", ctypes.c_uint32), ("pid", ctypes.c_int))
 

@@ -47,8 +47,10 @@ def _lineno(doc: str, pos: int) -> str:
 
 def loads(doc: str | bytes) -> Any:
     if isinstance(doc, bytes | bytearray):
+        if doc[:3] == b"\xef\xbb\xbf":  # a BOM: not through the utf-8-sig codec (an import)
+            doc = doc[3:]
         try:
-            doc = doc.decode("utf-8-sig")
+            doc = doc.decode("utf-8")
         except UnicodeDecodeError as e:
             raise DecodeError(f"invalid UTF-8: {e}") from None
     pos = 0

@@ -36,14 +36,11 @@ import os
 import struct
 import sys
 
-from dockyard.runtime import hooks, jsonio, sync
+from dockyard.runtime import jsonio, sync
 from dockyard.runtime.linux import (
     capabilities,  # noqa: F401  (imported now: after pivot_root nothing can be imported)
-    console,
     credentials,
-    rlimits,
     rootfs,
-    seccomp,
 )
 from dockyard.runtime.linux import syscalls as sc
 from dockyard.runtime.spec import JOIN_ORDER, NAMESPACE_PROC, Spec
@@ -82,6 +79,7 @@ def main(sock: int) -> None:
                 doc[f"{name}_fd"] = fd
         _join_cgroup(doc.pop("cgroup_fds", ()))
         boot = Boot(doc)
+        _import_what_it_uses(boot.spec)
         if boot.mode == "create":
             _stage1_create(sock, boot)
         else:
@@ -89,6 +87,20 @@ def main(sock: int) -> None:
     except BaseException as e:  # report every failure to the parent, then exit
         _fail(sock, e)
     os._exit(0)
+
+
+def _import_what_it_uses(spec: Spec) -> None:
+    """The modules only some configurations need, now, while the host's files are in reach
+    (after pivot_root nothing can be imported), and only those: each import is start-up
+    time. The functions below import them again, from sys.modules."""
+    if spec.hooks:
+        import dockyard.runtime.hooks
+    if spec.process.get("terminal"):
+        import dockyard.runtime.linux.console
+    if spec.process.get("rlimits"):
+        import dockyard.runtime.linux.rlimits
+    if spec.linux.get("seccomp"):
+        import dockyard.runtime.linux.seccomp  # noqa: F401
 
 
 def _join_cgroup(fds: list[int]) -> None:
@@ -201,14 +213,19 @@ def _init(sock: int, boot: Boot) -> None:
         _loopback_up()
     fifo = boot.doc["fifo_fd"]
     if raw.get("linux", {}).get("seccomp"):
+        from dockyard.runtime.linux import seccomp
+
         seccomp.preload()
     root = rootfs.prepare(raw, spec.bundle, in_userns=spec.has_ns("user"),
                           cgroup_ns=spec.has_ns("cgroup"))
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         sync.send(sock, sync.HOOKS)
         sync.expect(sock, sync.ACK)
-    hooks.run_hooks(spec.hooks, "createContainer", {**boot.doc["state"], "pid": host_pid,
-                                                   "status": "creating"})
+    if spec.hooks.get("createContainer"):
+        from dockyard.runtime import hooks
+
+        hooks.run_hooks(spec.hooks, "createContainer", {**boot.doc["state"], "pid": host_pid,
+                                                       "status": "creating"})
     _connect_listener(boot)  # a host path: reachable only before pivot_root
     rootfs.enter(raw, root, no_pivot=boot.doc.get("no_pivot", False))
     if process.get("terminal"):
@@ -226,18 +243,25 @@ def _init(sock: int, boot: Boot) -> None:
     os.write(w, b"0")
     os.close(w)
     os.close(fifo)
-    hooks.run_hooks(spec.hooks, "startContainer", {**boot.doc["state"], "pid": host_pid,
-                                                  "status": "created"})
+    if spec.hooks.get("startContainer"):
+        from dockyard.runtime import hooks
+
+        hooks.run_hooks(spec.hooks, "startContainer", {**boot.doc["state"], "pid": host_pid,
+                                                      "status": "created"})
     _exec(sock, boot, spec)
 
 
 def _connect_listener(boot: Boot) -> None:
     filt = boot.spec.linux.get("seccomp") or {}
     if filt.get("listenerPath") and "SCMP_ACT_NOTIFY" in jsonio.dumps(filt):
+        from dockyard.runtime.linux import seccomp
+
         boot.doc["listener_fd"] = seccomp.connect_listener(filt["listenerPath"])
 
 
 def _setup_console(boot: Boot) -> None:
+    from dockyard.runtime.linux import console
+
     master, slave = console.open_pty()
     size = boot.spec.process.get("consoleSize")
     if size:
@@ -273,7 +297,10 @@ def _finish_process(sock: int, boot: Boot, spec: Spec) -> None:
     """Steps 10-13: limits, seccomp, credentials, descriptors, cwd; the exec path checked."""
     process = spec.process
     sc.reset_signals()  # before seccomp, which might not allow it
-    rlimits.apply(process.get("rlimits"))
+    if process.get("rlimits"):
+        from dockyard.runtime.linux import rlimits
+
+        rlimits.apply(process["rlimits"])
     adj = process.get("oomScoreAdj")
     if adj is not None:
         credentials.set_oom_score_adj(os.getpid(), adj)
@@ -282,6 +309,8 @@ def _finish_process(sock: int, boot: Boot, spec: Spec) -> None:
     if nnp:
         credentials.set_no_new_privs()
     if filt:
+        from dockyard.runtime.linux import seccomp
+
         seccomp.preload()
     if filt and not nnp:
         _load_seccomp(sock, boot, filt)
@@ -304,6 +333,8 @@ def _finish_process(sock: int, boot: Boot, spec: Spec) -> None:
 
 
 def _load_seccomp(sock: int, boot: Boot, filt: dict) -> None:
+    from dockyard.runtime.linux import seccomp
+
     notify = seccomp.load(filt)
     listener = boot.doc.pop("listener_fd", None)
     if notify is not None and listener is not None:
@@ -366,6 +397,8 @@ def _stage1_exec(sock: int, boot: Boot) -> None:
         os.setresuid(0, 0, 0)
         paths = paths[1:]
     if boot.spec.linux.get("seccomp"):
+        from dockyard.runtime.linux import seccomp
+
         seccomp.preload()  # libseccomp is a host library: load it before joining mnt
     _connect_listener(boot)  # before the mount namespace is joined: a host path
     _join(paths)

@@ -57,7 +57,7 @@ def runc_binary() -> list[str]:
     launcher = REPO / ".venv" / "bin" / "dockyard-runc"
     if launcher.exists():
         return [str(launcher)]
-    return [sys.executable, "-m", "dockyard.runtime.cli"]
+    return [sys.executable, "-m", "dockyard.runtime.main"]
 
 
 class Runc:

@@ -25,7 +25,7 @@ def runtime_cmd() -> list[str]:
     launcher = Path(sys.executable).parent / "dockyard-runc"
     if launcher.exists():
         return [str(launcher)]
-    return [sys.executable, "-m", "dockyard.runtime.cli"]
+    return [sys.executable, "-m", "dockyard.runtime.main"]
 
 
 def main() -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import dockyard
 
-LAUNCHERS = {"dockyard-runc": "dockyard.runtime.cli"}
+LAUNCHERS = {"dockyard-runc": "dockyard.runtime.main"}
 
 # os._exit skips the interpreter's teardown (~2 ms): these programs write through os.write
 # or flushed streams and leave no thread behind.

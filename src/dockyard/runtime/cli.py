@@ -14,57 +14,22 @@ import sys
 from dockyard import __version__
 from dockyard.runtime import log, state
 from dockyard.runtime.errors import ConfigError, RuntimeError_
+from dockyard.runtime.flags import (
+    ALIASES,
+    BOOL,
+    COMMAND_FLAGS,
+    GLOBAL_FLAGS,
+    UPDATE_FLAGS,
+    UsageError,
+    parse_flags,
+)
 
 TYPE_CHECKING = False  # not from typing: importing typing costs ~9 ms
 if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-BOOL, STR, MULTI, INT = "bool", "str", "multi", "int"
 SPEC_VERSION = "1.2.0"
-
-GLOBAL_FLAGS = {
-    "debug": (BOOL, ()), "log": (STR, ()), "log-format": (STR, ()), "root": (STR, ()),
-    "criu": (STR, ()), "systemd-cgroup": (BOOL, ()), "rootless": (STR, ()),
-    "help": (BOOL, ("h",)), "version": (BOOL, ("v",)),
-}
-_CREATE = {
-    "bundle": (STR, ("b",)), "console-socket": (STR, ()), "pid-file": (STR, ()),
-    "no-pivot": (BOOL, ()), "no-new-keyring": (BOOL, ()), "preserve-fds": (INT, ()),
-    "help": (BOOL, ("h",)),
-}
-UPDATE_FLAGS = ("blkio-weight", "cpu-period", "cpu-quota", "cpu-burst", "cpu-share",
-                "cpu-rt-period", "cpu-rt-runtime", "cpuset-cpus", "cpuset-mems", "memory",
-                "memory-reservation", "memory-swap", "kernel-memory", "kernel-memory-tcp",
-                "pids-limit", "l3-cache-schema", "mem-bw-schema")
-COMMAND_FLAGS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
-    "create": _CREATE,
-    "run": {**_CREATE, "detach": (BOOL, ("d",)), "keep": (BOOL, ())},
-    "start": {"help": (BOOL, ("h",))},
-    "state": {"help": (BOOL, ("h",))},
-    "delete": {"force": (BOOL, ("f",)), "help": (BOOL, ("h",))},
-    "kill": {"all": (BOOL, ("a",)), "help": (BOOL, ("h",))},
-    "list": {"format": (STR, ("f",)), "quiet": (BOOL, ("q",)), "help": (BOOL, ("h",))},
-    "ps": {"format": (STR, ("f",)), "help": (BOOL, ("h",))},
-    "pause": {"help": (BOOL, ("h",))},
-    "resume": {"help": (BOOL, ("h",))},
-    "exec": {
-        "console-socket": (STR, ()), "cwd": (STR, ()), "env": (MULTI, ("e",)),
-        "tty": (BOOL, ("t",)), "user": (STR, ("u",)), "additional-gids": (MULTI, ("g",)),
-        "process": (STR, ("p",)), "detach": (BOOL, ("d",)), "pid-file": (STR, ()),
-        "process-label": (STR, ()), "apparmor": (STR, ()), "no-new-privs": (BOOL, ()),
-        "cap": (MULTI, ("c",)), "preserve-fds": (INT, ()), "cgroup": (MULTI, ()),
-        "ignore-paused": (BOOL, ()), "help": (BOOL, ("h",)),
-    },
-    "update": {"resources": (STR, ("r",)), "help": (BOOL, ("h",)),
-               **{f: (STR, ()) for f in UPDATE_FLAGS}},
-    "spec": {"bundle": (STR, ("b",)), "rootless": (BOOL, ()), "help": (BOOL, ("h",))},
-    "features": {"help": (BOOL, ("h",))},
-    "events": {"interval": (STR, ()), "stats": (BOOL, ()), "help": (BOOL, ("h",))},
-    "checkpoint": {"help": (BOOL, ("h",))},
-    "restore": {"help": (BOOL, ("h",))},
-}
-ALIASES = {"ls": "list"}
 USAGE = {
     "create": "<container-id>", "run": "<container-id>", "start": "<container-id>",
     "state": "<container-id>", "delete": "<container-id>",
@@ -74,56 +39,6 @@ USAGE = {
     "update": "<container-id>", "spec": "", "features": "", "events": "<container-id>",
     "checkpoint": "<container-id>", "restore": "<container-id>",
 }
-
-
-class UsageError(Exception):
-    pass
-
-
-def parse_flags(argv: list[str], table: dict[str, tuple[str, tuple[str, ...]]],
-                stop_at_positional: bool = True) -> tuple[dict[str, Any], list[str]]:
-    names = {}
-    for name, (_kind, aliases) in table.items():
-        names[name] = name
-        for a in aliases:
-            names[a] = name
-    opts: dict[str, Any] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            i += 1
-            break
-        if not arg.startswith("-") or arg == "-":
-            if stop_at_positional:
-                break
-            i += 1
-            continue
-        key, eq, val = arg.lstrip("-").partition("=")
-        name = names.get(key)
-        if name is None:
-            raise UsageError(f"flag provided but not defined: -{key}")
-        kind = table[name][0]
-        if kind == BOOL:
-            opts[name] = (val.lower() in ("1", "t", "true")) if eq else True
-        else:
-            if not eq:
-                i += 1
-                if i >= len(argv):
-                    raise UsageError(f"flag needs an argument: -{key}")
-                val = argv[i]
-            if kind == MULTI:
-                opts.setdefault(name, []).append(val)
-            elif kind == INT:
-                try:
-                    opts[name] = int(val)
-                except ValueError:
-                    raise UsageError(f'invalid value "{val}" for flag -{key}: parse error')\
-                        from None
-            else:
-                opts[name] = val
-        i += 1
-    return opts, argv[i:]
 
 
 class Ctx:
@@ -513,9 +428,6 @@ def main(argv: list[str] | None = None) -> int:
         if opts.get("help"):
             _out(help_text(name))
             return 0
-        if name in ("create", "run", "exec") and args:
-            from dockyard.runtime import process
-            process.prespawn(opts.get("preserve-fds", 0))
         return COMMANDS[name](Ctx(g, opts, args))
     except UsageError as e:
         _out(f"Incorrect Usage.\n\n{help_text(name)}")
@@ -546,4 +458,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from dockyard.runtime.main import main as entry
+
+    sys.exit(entry())

@@ -12,7 +12,7 @@ import os
 import sys
 
 from dockyard import __version__
-from dockyard.runtime import log, state
+from dockyard.runtime import log, state, tracepoints
 from dockyard.runtime.errors import ConfigError, RuntimeError_
 from dockyard.runtime.flags import (
     ALIASES,
@@ -109,11 +109,14 @@ def cmd_run(c: Ctx) -> int:
     except BaseException:
         container.delete(c.root, cid, force=True)
         raise
+    tracepoints.mark("cli: container started")
     if detach:
         return 0
     code = foreground.wait(st.pid, master)
+    tracepoints.mark("cli: container exited")
     if not c.opts.get("keep"):
         container.delete(c.root, cid, force=True)
+        tracepoints.mark("cli: deleted")
     return code
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from dockyard.runtime import hooks, jsonio, log, process, spec, state, sync
+from dockyard.runtime import hooks, jsonio, log, process, spec, state, sync, tracepoints
 from dockyard.runtime.errors import ConfigError, FailedPrecondition, NotFound, StartError
 from dockyard.runtime.linux import cgroups
 
@@ -119,6 +119,7 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         undo.callback(child.close)
         undo.callback(child.kill)
         sp = spec.from_json(raw, bundle)
+        tracepoints.mark("cli: config validated")
         fifo = os.path.join(cdir, state.FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
@@ -135,6 +136,7 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         resources = sp.linux.get("resources") or {}
         mgr.set(resources)  # even empty: the default device rules come from here
         join_fds = join_cgroup(mgr, child.pid)
+        tracepoints.mark("cli: cgroup made")
         doc: dict[str, Any] = {
             "id": cid, "pid": 0, "pid_start": None, "bundle": bundle,
             "rootfs": _rootfs(sp), "created": state.rfc3339(time.time_ns()),
@@ -146,7 +148,8 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         child.send_boot({"mode": "create", "config": sp.raw, "bundle": bundle,
                          "preserve_fds": opts.preserve_fds,
                          "no_pivot": opts.no_pivot, "state": oci},
-                        {"console": console_fd, "fifo": fifo_fd, "cgroup": join_fds})
+                        {"console": console_fd, "fifo": fifo_fd, "cgroup": join_fds,
+                         "trace": tracepoints.fd() if tracepoints.fd() >= 0 else None})
         os.close(fifo_fd)
         for fd in join_fds:
             os.close(fd)
@@ -154,6 +157,7 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
             os.close(console_fd)
         log.debug(f"stage-1 (pid {child.pid}) got the configuration")
         init_pid = answer_until_pid(child, sp)
+        tracepoints.mark("cli: init forked")
         log.debug(f"container init is pid {init_pid}")
         process.reap(child.pid)
         st = state.State(cdir, doc)
@@ -163,6 +167,7 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         undo.callback(_kill_pid, init_pid)
         oci["pid"] = init_pid
         _answer(child, sp, sync.READY, oci)
+        tracepoints.mark("cli: init ready")
         doc["ready"] = True
         st.save()
         if opts.pid_file:

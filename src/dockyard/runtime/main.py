@@ -27,11 +27,16 @@ def spawning(argv: list[str]) -> int | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    from dockyard.runtime import tracepoints
+
+    tracepoints.setup_from_env()
+    tracepoints.mark("cli: started")
     preserve = spawning(argv)
     if preserve is not None:
         from dockyard.runtime import process
 
         process.prespawn(preserve)
+        tracepoints.mark("cli: stage-1 spawned")
     from dockyard.runtime import cli
 
     return cli.main(argv)

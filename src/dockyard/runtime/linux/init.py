@@ -35,8 +35,9 @@ import fcntl
 import os
 import struct
 import sys
+import time
 
-from dockyard.runtime import jsonio, sync
+from dockyard.runtime import jsonio, sync, tracepoints
 from dockyard.runtime.linux import (
     capabilities,  # noqa: F401  (imported now: after pivot_root nothing can be imported)
     credentials,
@@ -69,6 +70,7 @@ class Boot:
 
 def main(sock: int) -> None:
     """Entry point of the memfd interpreter (stage-1)."""
+    imported = time.monotonic_ns() // 1000
     try:
         payload, fds = sync.recv_fds(sock, sync.BOOT)
         doc = jsonio.loads(payload)
@@ -77,6 +79,9 @@ def main(sock: int) -> None:
                 doc.setdefault(f"{name[:-2]}_fds", []).append(fd)
             else:
                 doc[f"{name}_fd"] = fd
+        tracepoints.adopt(doc.pop("trace_fd", None))
+        tracepoints.mark_at(imported, "stage-1: imported")
+        tracepoints.mark("stage-1: got the config")
         _join_cgroup(doc.pop("cgroup_fds", ()))
         boot = Boot(doc)
         _import_what_it_uses(boot.spec)
@@ -216,8 +221,10 @@ def _init(sock: int, boot: Boot) -> None:
         from dockyard.runtime.linux import seccomp
 
         seccomp.preload()
+    tracepoints.mark("init: started")
     root = rootfs.prepare(raw, spec.bundle, in_userns=spec.has_ns("user"),
                           cgroup_ns=spec.has_ns("cgroup"))
+    tracepoints.mark("init: rootfs prepared")
     if spec.hooks.get("prestart") or spec.hooks.get("createRuntime"):
         sync.send(sock, sync.HOOKS)
         sync.expect(sock, sync.ACK)
@@ -236,6 +243,7 @@ def _init(sock: int, boot: Boot) -> None:
         sc.setdomainname(raw["domainname"])
     _sysctls(spec.linux.get("sysctl") or {})
     rootfs.finalize(raw)
+    tracepoints.mark("init: pivoted and finalized")
     _finish_process(sock, boot, spec)
     sync.send(sock, sync.READY)
     # Blocks until `start` opens the fifo for reading.
@@ -369,6 +377,7 @@ def _exec(sock: int, boot: Boot, spec: Spec) -> None:
     """execve; on failure an exec'd process tells its parent, an init its stderr."""
     process = spec.process
     env = dict(e.split("=", 1) for e in process.get("env") or [])
+    tracepoints.mark("init: execve")
     try:
         os.execve(boot.doc["exe"], process["args"], env)
     except OSError as e:

@@ -39,6 +39,19 @@ def test_no_descriptor_of_the_runtime_leaks_into_the_container(runc, make_bundle
         os.close(leak_w)
 
 
+def test_tracing_records_the_steps_and_leaks_nothing(runc, make_bundle, tmp_path):
+    """DOCKYARD_RUNC_TRACE (the benchmark's timeline) passes a descriptor to stage-1 and the
+    init: it must be gone by the time the container's process runs."""
+    log = tmp_path / "trace.log"
+    b = make_bundle(["ls", "/proc/self/fd"])
+    p = runc.run("run", "-b", str(b), "traced", env={"DOCKYARD_RUNC_TRACE": str(log)})
+    assert sorted(p.stdout.decode().split()) == ["0", "1", "2", "3"]
+    steps = [line.split(" ", 2)[2] for line in log.read_text().splitlines()]
+    for step in ("cli: started", "stage-1: imported", "init: rootfs prepared", "init: execve",
+                 "cli: container exited", "cli: deleted"):
+        assert step in steps
+
+
 def test_preserve_fds_passes_descriptors_on(runc, make_bundle, tmp_path):
     b = make_bundle(["sh", "-c", "echo through-fd-3 >&3"])
     out = tmp_path / "out"

@@ -10,13 +10,12 @@ fresh `python -I -S` that imports just the init's modules.
 
 from __future__ import annotations
 
+import _socket
 import fcntl
 import os
 import sys
 
 import dockyard
-from dockyard.runtime import jsonio, sync
-from dockyard.runtime.linux import console
 
 F_ADD_SEALS = 1033
 F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE = 1, 2, 4, 8
@@ -66,6 +65,8 @@ class Child:
                 names.append(name)
                 numbers.append(value)
         doc["fd_names"] = names
+        from dockyard.runtime import jsonio, sync  # not before: stage-1 starts first
+
         sync.send(self.sock, sync.BOOT, jsonio.dumps(doc).encode(), numbers)
 
     def kill(self) -> None:
@@ -121,7 +122,8 @@ def spawn(preserve_fds: int = 0) -> Child:
 def _start(preserve_fds: int) -> Child:
     """posix_spawn the sealed interpreter with the sync socket at 3 + preserve_fds (the
     preserved descriptors 3 .. 2 + preserve_fds stay where they are)."""
-    ours, theirs = console.socketpair()
+    a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    ours, theirs = a.detach(), b.detach()
     sock_no = 3 + preserve_fds
     # The source above the target, so that dup2 cannot clobber it.
     high = fcntl.fcntl(theirs, fcntl.F_DUPFD_CLOEXEC, sock_no + 1)

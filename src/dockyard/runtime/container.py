@@ -250,10 +250,7 @@ def _answer(child: process.Child, sp: spec.Spec, until: int,
 
 
 def answer_until_pid(child: process.Child, sp: spec.Spec) -> int:
-    payload = _answer(child, sp, sync.PID)
-    # The child cannot see its own host pid from inside a pid namespace: it learns it here.
-    sync.send(child.sock, sync.ACK, payload)
-    return int(payload)
+    return int(_answer(child, sp, sync.PID))
 
 
 def start(st: state.State) -> None:

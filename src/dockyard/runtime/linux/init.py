@@ -168,13 +168,19 @@ def _fork(sock: int, boot: Boot, child: Callable[[int, Boot], None]) -> None:
     for children), tell the parent its pid, and leave: stage-1 exits after this."""
     # Visible from the container from now on: nobody may open our /proc/<pid>/exe.
     sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    r, w = os.pipe()  # fork's answer is the child's pid as the runtime sees it: tell it
     pid = os.fork()
     if pid == 0:
+        os.close(w)
         try:
+            boot.doc["pid_pipe"] = r
             child(sock, boot)
         except BaseException as e:
             _fail(sock, e)
         os._exit(1)
+    os.close(r)
+    os.write(w, str(pid).encode())
+    os.close(w)
     sync.send(sock, sync.PID, str(pid).encode())
 
 
@@ -200,8 +206,11 @@ def _loopback_up() -> None:
 
 
 def _host_pid(sock: int, boot: Boot) -> int:
-    """The parent answers PID with our host pid: hooks and the seccomp agent need it."""
-    pid = int(sync.expect(sock, sync.ACK))
+    """Our pid as the runtime sees it (in a new pid namespace we are 1): the hooks and the
+    seccomp agent get that one. Stage-1 writes it to the pipe from _fork."""
+    r = boot.doc.pop("pid_pipe")
+    pid = int(os.read(r, 32))
+    os.close(r)
     boot.doc["process_pid"] = pid
     if boot.mode == "create":
         boot.doc["state"]["pid"] = pid

@@ -45,8 +45,9 @@ class Podman:
 
 CGROUP_V1 = Path("/sys/fs/cgroup")
 # podman 4.3 passes --runtime-flag to create and start but not to delete, so the runtime
-# runs with its default --root; conmon's cgroups go under libpod_parent.
-SHARED = [Path("/run/dockyard-runc"),
+# runs with its default --root; conmon's cgroups go under libpod_parent; podman keeps its
+# network state in /run/containers.
+SHARED = [Path("/run/dockyard-runc"), Path("/run/containers/networks"), Path("/run/containers"),
           *(d / "libpod_parent" / "conmon" for d in CGROUP_V1.iterdir() if d.is_dir()),
           *(d / "libpod_parent" for d in CGROUP_V1.iterdir() if d.is_dir())]
 

@@ -222,3 +222,33 @@ def test_seccomp_profile_applies(runc, make_bundle):
     p = runc.run("run", "-b", str(b), "sec")
     assert p.stdout.strip() == b"1"
     assert b"Operation not permitted" in p.stderr
+
+
+def test_time_namespace_with_offsets(runc, make_bundle):
+    b = make_bundle(["sh", "-c", "readlink /proc/self/ns/time; cat /proc/self/timens_offsets; "
+                                 "cut -d. -f1 /proc/uptime"])
+
+    def f(c):
+        c["linux"]["namespaces"].append({"type": "time"})
+        c["linux"]["timeOffsets"] = {"boottime": {"secs": 86400}, "monotonic": {"secs": 3600}}
+
+    edit(b, f)
+    lines = runc.run("run", "-b", str(b), "timens").stdout.decode().splitlines()
+    assert lines[0] != os.readlink("/proc/self/ns/time")
+    offsets = {line.split()[0]: line.split()[1:] for line in lines[1:3]}
+    assert offsets == {"monotonic": ["3600", "0"], "boottime": ["86400", "0"]}
+    with open("/proc/uptime") as up:
+        assert int(lines[3]) >= 86400 + int(float(up.read().split()[0])) - 5
+
+
+def test_hostname_and_domainname(runc, make_bundle):
+    b = make_bundle(["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"])
+    edit(b, lambda c: c.update(hostname="box", domainname="example.test"))
+    assert runc.run("run", "-b", str(b), "names").stdout == b"box\nexample.test\n"
+
+
+@pytest.mark.parametrize("version", ["1.0.0", "1.0.2-dev", "1.1.0", "1.2.1", "1.3.0"])
+def test_any_1x_oci_version_is_accepted(runc, make_bundle, version):
+    b = make_bundle(["true"])
+    edit(b, lambda c: c.update(ociVersion=version))
+    assert runc.run("run", "-b", str(b), f"v{version.replace('.', '-')}").returncode == 0

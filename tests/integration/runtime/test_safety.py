@@ -119,6 +119,19 @@ def test_mount_destination_through_symlink_stays_inside_rootfs(runc, make_bundle
     assert list(outside.iterdir()) == []
 
 
+def runtime_processes() -> list[int]:
+    """Processes still running our sealed interpreter: a stage-1 or an init not yet exec'd."""
+    found = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                if os.readlink(f"/proc/{d}/exe").startswith("/memfd:dockyard-runc"):
+                    found.append(int(d))
+            except OSError:
+                pass
+    return found
+
+
 def test_bad_config_leaves_nothing_behind(runc, make_bundle):
     b = make_bundle(["true"])
     cases = [
@@ -141,6 +154,7 @@ def test_bad_config_leaves_nothing_behind(runc, make_bundle):
         assert b"Traceback" not in p.stderr, p.stderr
         assert not (runc.root / cid).exists(), i
         assert cgroup_dirs(cid) == [], i
+        assert runtime_processes() == [], i
     (b / "config.json").write_text("{not json")
     p = runc.run("create", "-b", str(b), "badjson", check=False)
     assert p.returncode == 1 and b"invalid JSON" in p.stderr

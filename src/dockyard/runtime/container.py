@@ -131,18 +131,22 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         if opts.console_ours is not None:
             undo.callback(os.close, opts.console_ours)
         mgr = cgroups.manager_for(sp.linux.get("cgroupsPath"), cid)
-        mgr.create()
-        undo.callback(_destroy_cgroup, mgr, child)
         resources = sp.linux.get("resources") or {}
-        mgr.set(resources)  # even empty: the default device rules come from here
-        join_fds = join_cgroup(mgr, child.pid)
-        tracepoints.mark("cli: cgroup made")
         doc: dict[str, Any] = {
             "id": cid, "pid": 0, "pid_start": None, "bundle": bundle,
             "rootfs": _rootfs(sp), "created": state.rfc3339(time.time_ns()),
             "owner": "", "annotations": sp.annotations, "cgroup_paths": mgr.paths,
             "resources": resources, "config": sp.raw, "ready": False,
         }
+        # Saved before anything that outlives us is made: killed from here on, we leave a
+        # record that `delete` cleans up from (the cgroup, and whatever runs in it).
+        st = state.State(cdir, doc)
+        st.save()
+        mgr.create()
+        undo.callback(_destroy_cgroup, mgr, child)
+        mgr.set(resources)  # even empty: the default device rules come from here
+        join_fds = join_cgroup(mgr, child.pid)
+        tracepoints.mark("cli: cgroup made")
         oci = {"ociVersion": sp.raw["ociVersion"], "id": cid, "status": "creating",
                "bundle": bundle, "annotations": sp.annotations}
         child.send_boot({"mode": "create", "config": sp.raw, "bundle": bundle,
@@ -160,7 +164,6 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         tracepoints.mark("cli: init forked")
         log.debug(f"container init is pid {init_pid}")
         process.reap(child.pid)
-        st = state.State(cdir, doc)
         doc["pid"] = init_pid
         doc["pid_start"] = state.proc_start_time(init_pid)
         st.save()

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -159,3 +160,30 @@ def test_bad_config_leaves_nothing_behind(runc, make_bundle):
     p = runc.run("create", "-b", str(b), "badjson", check=False)
     assert p.returncode == 1 and b"invalid JSON" in p.stderr
     assert not (runc.root / "badjson").exists()
+
+
+@pytest.mark.parametrize("step", ["cli: stage-1 spawned", "cli: config validated",
+                                  "cli: cgroup made", "cli: init forked", "cli: init ready"])
+def test_create_killed_at_any_step_is_cleaned_up_by_delete(runc, make_bundle, tmp_path, step):
+    """kill -9 of `create` after each step (found through DOCKYARD_RUNC_TRACE): what it left
+    is a record that `delete --force` removes with everything it made."""
+    b = make_bundle(["sleep", "100"])
+    log = tmp_path / "trace.log"
+    cid = "killed"
+    runc.created.append(cid)
+    p = subprocess.Popen(runc.cmd("create", "-b", str(b), cid), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, env={"DOCKYARD_RUNC_TRACE": str(log)})
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and p.poll() is None:
+        if log.exists() and step in log.read_text():
+            break
+        time.sleep(0.0005)
+    p.kill()
+    p.wait()
+    assert runc.run("delete", "--force", cid).returncode == 0
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (runtime_processes() or cgroup_dirs(cid)):
+        time.sleep(0.05)
+    assert not (runc.root / cid).exists()
+    assert cgroup_dirs(cid) == []
+    assert runtime_processes() == []

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(busybox-static libseccomp2 iproute2 nftables runc podman skopeo hyperfine time
-      uidmap crun)
+      uidmap crun umoci)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

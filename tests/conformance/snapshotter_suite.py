@@ -76,6 +76,29 @@ class SnapshotterSuite:
         assert seen["foo"][4] == b"bar\n" and seen["bar"][4] == b"bar\n"
         assert sorted(self.view_tree(sn, workdir, "base")) == ["a", "a/b", "a/b/c", "foo"]
 
+    def test_rebase_chains_a_parentless_snapshot_or_is_refused(
+            self, sn: Snapshotter, workdir: Path) -> None:
+        self.layer(sn, workdir, "l1", "", {"foo": "foo", "bar": "bar"})
+        with mounted(sn.prepare("side"), workdir) as root:
+            apply(root, {"baz": "baz"})
+            if sn.rebase:  # an overlay whiteout, as a layer unpacked beside its parent has
+                os.mknod(root / "bar", stat.S_IFCHR | 0o000, os.makedev(0, 0))
+        if not sn.rebase:
+            with pytest.raises(InvalidArgument, match="cannot rebase"):
+                sn.commit("l2", "side", parent="l1")
+            assert sn.stat("side").kind is Kind.ACTIVE
+            return
+        sn.commit("l2", "side", parent="l1")
+        assert (sn.stat("l2").kind, sn.stat("l2").parent) == (Kind.COMMITTED, "l1")
+        assert sorted(self.view_tree(sn, workdir, "l2")) == ["baz", "foo"]
+        sn.prepare("child", "l1")
+        with pytest.raises(InvalidArgument, match="has a parent"):
+            sn.commit("l3", "child", parent="l2")
+        sn.prepare("orphan")
+        with pytest.raises(InvalidArgument, match="not committed"):
+            sn.commit("l4", "orphan", parent="child")
+        assert sn.stat("orphan").parent == ""
+
     def test_new_snapshot_is_an_empty_writable_0755_directory(
             self, sn: Snapshotter, workdir: Path) -> None:
         with mounted(sn.prepare("fresh"), workdir) as root:

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from dockyard.image.errors import FailedPrecondition
+from dockyard.image.errors import FailedPrecondition, InvalidArgument
 from dockyard.image.snapshots import Info, Kind, Mount, Usage
 from dockyard.image.snapshots.metastore import MetaStore, Snapshot
 
@@ -133,6 +133,8 @@ class DirectorySnapshotter:
     """A Snapshotter whose subclasses say only how a new snapshot's directory is filled
     (`_populate`) and which mounts show it (`_mounts`)."""
 
+    rebase = False  # whether commit(..., parent=) may chain a parentless snapshot
+
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root).absolute()
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -226,13 +228,26 @@ class DirectorySnapshotter:
             raise
         return self._mounts(snapshot)
 
-    def commit(self, name: str, key: str, labels: Mapping[str, str] | None = None) -> None:
+    def commit(self, name: str, key: str, labels: Mapping[str, str] | None = None, *,
+               parent: str | None = None) -> None:
         """Measure the tree and rename the active snapshot; the directory stays where it is.
-        The caller must have unmounted it: what is written after the commit is undefined."""
+        The caller must have unmounted it: what is written after the commit is undefined.
+
+        `parent` (where `rebase` is true) commits a snapshot that was prepared without a
+        parent onto the committed `parent`: layers unpack side by side, then chain up."""
+        if parent is not None and not self.rebase:
+            raise InvalidArgument(f"commit of snapshot {key} onto {parent}: "
+                                  f"{type(self).__name__} cannot rebase a snapshot")
         with self._ms.write() as tx:
             snapshot, _info, _usage = tx.get(key)
             usage = disk_usage(self.fs(snapshot.id)) if snapshot.kind is Kind.ACTIVE else Usage()
-            tx.commit(key, name, usage, labels)
+            committed = tx.commit(key, name, usage, labels, parent)
+            if parent:
+                self._rebased(committed)
+
+    def _rebased(self, snapshot: Snapshot) -> None:
+        """Called in the commit's transaction once `snapshot` has a parent it was not made
+        with; subclasses fix what their `_populate` derived from the parent."""
 
     def remove(self, key: str) -> None:
         with self._ms.write() as tx:

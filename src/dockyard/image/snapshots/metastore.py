@@ -162,9 +162,10 @@ class Transaction:
         return self.db.execute(_SELECT + " WHERE s.id = ?", (rowid,)).fetchone()
 
     def commit(self, key: str, name: str, usage: Usage,
-               labels: Mapping[str, str] | None) -> Snapshot:
+               labels: Mapping[str, str] | None, parent: str | None = None) -> Snapshot:
         """The active snapshot `key` becomes the committed `name`, keeping its id; its labels
-        are replaced, not inherited, and its times start anew (containerd's CommitActive)."""
+        are replaced, not inherited, and its times start anew (containerd's CommitActive).
+        `parent` rebases a snapshot prepared without one onto that committed snapshot."""
         if not name:
             raise InvalidArgument(f"commit of snapshot {key}: the name must not be empty")
         checked = check_labels(labels, name)
@@ -174,6 +175,8 @@ class Transaction:
         if row[2] != Kind.ACTIVE:
             raise FailedPrecondition(f"snapshot {key} is {row[2]}, not active: only an active "
                                      "snapshot can be committed")
+        if parent is not None:
+            self._rebase(row, key, parent)
         now = time.time_ns()
         self.db.execute(
             "UPDATE snapshots SET key = ?, kind = ?, created_at = ?, updated_at = ?, "
@@ -181,6 +184,21 @@ class Transaction:
             (name, str(Kind.COMMITTED), now, now, _dump(checked), usage.size, usage.inodes,
              row[0]))
         return Snapshot(str(row[0]), Kind.COMMITTED, self._snapshot(row).parent_ids)
+
+    def _rebase(self, row: tuple, key: str, parent: str) -> None:
+        if row[3] is not None:
+            raise InvalidArgument(f"snapshot {key} has a parent: only a snapshot prepared "
+                                  "without one can be committed onto another")
+        if not parent:
+            return
+        prow = self.db.execute("SELECT id, kind FROM snapshots WHERE key = ?",
+                               (parent,)).fetchone()
+        if prow is None:
+            raise NotFound(f"parent {parent} of snapshot {key} not found")
+        if prow[1] != Kind.COMMITTED:
+            raise InvalidArgument(f"parent {parent} of snapshot {key} is {prow[1]}, "
+                                  "not committed")
+        self.db.execute("UPDATE snapshots SET parent = ? WHERE id = ?", (prow[0], row[0]))
 
     def remove(self, key: str) -> Snapshot:
         row = self._row(key)

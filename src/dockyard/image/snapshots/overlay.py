@@ -56,6 +56,18 @@ class OverlaySnapshotter(DirectorySnapshotter):
         self.options = options
         super().__init__(root)
 
+    rebase = True  # an upper dir does not depend on its lower dirs' content
+
+    def _rebased(self, snapshot: Snapshot) -> None:
+        """The upper root was made for no parent (0755, root's); the merged root shows it.
+        If it is still so, it takes the new parent's owner and mode, as `_populate` would
+        have given it (a layer that set 0755 root:root itself is told apart by nothing)."""
+        fs = self.fs(snapshot.id)
+        st, parent = os.lstat(fs), os.stat(self.fs(snapshot.parent_ids[0]))
+        if (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o755, 0, 0):
+            os.chown(fs, parent.st_uid, parent.st_gid)
+            os.chmod(fs, stat.S_IMODE(parent.st_mode))
+
     def _populate(self, new: Path, snapshot: Snapshot) -> None:
         """An empty upper dir and, for an active snapshot, a workdir. With a parent, the
         upper's root takes the owner and mode of the parent's root: overlay shows the

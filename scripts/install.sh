@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(busybox-static libseccomp2 iproute2 nftables runc podman skopeo hyperfine time
-      uidmap crun umoci)
+      uidmap crun umoci docker.io)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -14,7 +14,33 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing Debian packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # No package may start a system-wide service (docker.io would start dockerd and containerd):
+  # tests start their own, isolated. invoke-rc.d asks policy-rc.d; 101 means "not allowed".
+  policy=/usr/sbin/policy-rc.d
+  own_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+    trap 'rm -f "$policy"' EXIT
+  fi
+  before=$(pgrep -x dockerd; pgrep -x containerd; true)
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  if [ -n "$own_policy" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
+  # Belt and braces, for an init that ignores policy-rc.d: a dockerd or containerd that the
+  # install itself started (new since, by pid, and not an isolated test instance, whose
+  # command line names its own exec root) is stopped.
+  for pid in $(pgrep -x dockerd; pgrep -x containerd; true); do
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
+    if ! grep -qx "$pid" <<<"$before" && [[ $cmdline != *exec-root* ]] \
+        && [[ $cmdline != *containerd.toml* ]]; then
+      echo "stopping $(cat "/proc/$pid/comm" 2>/dev/null) ($pid) that the install started"
+      kill "$pid" 2>/dev/null || true
+    fi
+  done
 fi
 
 PY=${PYTHON:-python3}

@@ -1,0 +1,273 @@
+"""The images of one data root: content, snapshots, names and leases, used together.
+
+    <root>/content/             LocalStore: blobs, ingests, metadata.db (+ names, leases)
+    <root>/snapshots/<name>/    the snapshotter: "overlayfs" where overlay works, else "native"
+
+Everything that adds content does it under a lease (expiring after an hour, in case the
+process dies), and names the image before the lease ends; a collection in between keeps what
+the lease holds. Blobs carry containerd's gc labels, so a collection from the image names
+reaches manifests, configs, layers and, through the config, the unpacked snapshots:
+
+    index    containerd.io/gc.ref.content.m.<i>          = manifest digest
+    manifest containerd.io/gc.ref.content.config          = config digest
+             containerd.io/gc.ref.content.l.<i>           = layer digest
+    config   containerd.io/gc.ref.snapshot.<snapshotter>  = chain ID of the unpacked top
+    layer    containerd.io/uncompressed                   = its diff ID
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import BinaryIO
+
+from dockyard.image import manifest as spec
+from dockyard.image import platforms
+from dockyard.image.content.gc import DEFAULT_GRACE, Removed, collect
+from dockyard.image.content.leases import Resource, SQLiteLeases
+from dockyard.image.content.local import LocalStore
+from dockyard.image.digest import Digest
+from dockyard.image.errors import AlreadyExists, InvalidArgument, NotFound
+from dockyard.image.images import Image, ImageStore
+from dockyard.image.manifest import Descriptor, ImageConfig, Index, Manifest
+from dockyard.image.platforms import Platform
+from dockyard.image.snapshots import Snapshotter
+from dockyard.image.unpack import LABEL_UNCOMPRESSED, Layer, Opener, from_store, layers_of, unpack
+
+LEASE_EXPIRY = timedelta(hours=1)
+MAX_JSON_BLOB = 4 << 20  # manifests, indexes and configs larger than this are refused
+CHUNK = 1 << 20
+GC_CONTENT = "containerd.io/gc.ref.content"
+GC_SNAPSHOT = "containerd.io/gc.ref.snapshot"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One platform's image: its manifest (and descriptor), config and layers."""
+
+    descriptor: Descriptor
+    manifest: Manifest
+    config: ImageConfig
+
+    @property
+    def layers(self) -> list[Layer]:
+        return layers_of(self.manifest.layers, self.config.rootfs_diff_ids)
+
+
+def open_snapshotter(root: Path, name: str | None = None) -> tuple[str, Snapshotter]:
+    """"overlayfs" where an overlay mount works under `root`, else the copying "native"."""
+    from dockyard.image.snapshots.native import CopySnapshotter
+    from dockyard.image.snapshots.overlay import OverlaySnapshotter, overlay_supported
+
+    if name is None:
+        (root / "overlayfs").mkdir(parents=True, exist_ok=True)
+        name = "overlayfs" if overlay_supported(root / "overlayfs") else "native"
+    if name == "overlayfs":
+        return name, OverlaySnapshotter(root / "overlayfs")
+    if name == "native":
+        return name, CopySnapshotter(root / "native")
+    raise InvalidArgument(f"unknown snapshotter {name!r}: want overlayfs or native")
+
+
+class ImageLibrary:
+    def __init__(self, root: str | os.PathLike[str], snapshotter: str | None = None) -> None:
+        self.root = Path(root).absolute()
+        self.content = LocalStore(self.root / "content")
+        self.leases = SQLiteLeases(self.content.db)
+        self.images = ImageStore(self.content.db)
+        self.snapshotter_name, self.snapshotter = open_snapshotter(self.root / "snapshots",
+                                                                   snapshotter)
+
+    def close(self) -> None:
+        self.snapshotter.close()
+        self.content.close()
+
+    def __enter__(self) -> ImageLibrary:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- leases and blobs ---------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[str]:
+        """A lease for one import; what it holds is safe from collection until it ends."""
+        lease = self.leases.create(f"dockyard-{uuid.uuid4().hex}", expiry=LEASE_EXPIRY).id
+        try:
+            yield lease
+        finally:
+            with contextlib.suppress(NotFound):
+                self.leases.delete(lease)
+
+    def hold_snapshot(self, lease: str) -> Callable[[str], None]:
+        def hold(key: str) -> None:
+            self.leases.add_resource(lease, Resource.snapshot(self.snapshotter_name, key))
+        return hold
+
+    def put_json(self, data: bytes, media_type: str, lease: str,
+                 labels: Mapping[str, str] | None = None) -> Descriptor:
+        """Store a manifest, index or config given as bytes (digests are over the bytes)."""
+        digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+        self.leases.add_resource(lease, Resource.content(digest))
+        if not self._has(digest, len(data)):
+            ref = f"json-{digest}"
+            self.leases.add_resource(lease, Resource.ingest(ref))
+            try:
+                with self.content.writer(ref, expected=digest, total=len(data)) as w:
+                    w.write(data[w.status().offset:])  # a dead writer's start is resumed
+                    w.commit(len(data), digest)
+            except AlreadyExists:
+                pass
+        if labels:
+            self.label(digest, labels)
+        return Descriptor(media_type, digest, len(data))
+
+    def put_stream(self, stream: BinaryIO, lease: str, *, expected: str | None = None,
+                   size: int | None = None, ref: str | None = None,
+                   labels: Mapping[str, str] | None = None) -> tuple[Digest, int]:
+        """Copy a blob from `stream` into the store; `expected` and `size` are checked."""
+        if expected is not None:
+            self.leases.add_resource(lease, Resource.content(expected))
+            if self._has(expected, size):
+                return Digest(expected), self.content.info(expected).size
+        ref = ref or f"stream-{uuid.uuid4().hex}"
+        self.leases.add_resource(lease, Resource.ingest(ref))
+        with self.content.writer(ref, expected=expected, total=size) as w:
+            while chunk := stream.read(CHUNK):
+                w.write(chunk)
+            digest = w.digest()
+            try:
+                w.commit(size, expected, labels)
+            except AlreadyExists:
+                if labels:
+                    self.label(digest, labels)
+        self.leases.add_resource(lease, Resource.content(digest))
+        return digest, self.content.info(digest).size
+
+    def read_json(self, descriptor: Descriptor) -> bytes:
+        if descriptor.size > MAX_JSON_BLOB:
+            raise InvalidArgument(f"{descriptor.media_type} {descriptor.digest} is "
+                                  f"{descriptor.size} bytes, more than {MAX_JSON_BLOB}")
+        with self.content.reader_at(descriptor.digest) as r:
+            data = r.read(MAX_JSON_BLOB + 1)
+        if len(data) != descriptor.size:
+            raise InvalidArgument(f"{descriptor.digest}: {len(data)} bytes stored, "
+                                  f"{descriptor.size} expected")
+        return data
+
+    def label(self, digest: str, labels: Mapping[str, str]) -> None:
+        self.content.update(digest, labels, [f"labels.{k}" for k in labels])
+
+    def _has(self, digest: str, size: int | None) -> bool:
+        try:
+            info = self.content.info(digest)
+        except NotFound:
+            return False
+        return size is None or info.size == size
+
+    # -- images -------------------------------------------------------------------------------
+
+    def get(self, name: str) -> Image:
+        return self.images.get(name)
+
+    def list(self, *filters: str) -> list[Image]:
+        return self.images.list(*filters)
+
+    def tag(self, name: str, target: Descriptor, labels: Mapping[str, str] | None = None) -> Image:
+        return self.images.put(Image(name, target, dict(labels or {})))
+
+    def remove(self, name: str) -> None:
+        self.images.delete(name)
+
+    def resolve(self, target: Descriptor, platform: Platform | None = None) -> Resolved:
+        """The manifest of `target` for `platform` (the host's if None), with its config."""
+        want = platform or platforms.host()
+        seen = 0
+        while spec.is_index(target.media_type):
+            seen += 1
+            if seen > 8:
+                raise InvalidArgument(f"index {target.digest}: nested more than 8 deep")
+            index = spec.parse_index(self.read_json(target), target.media_type, target.digest)
+            chosen = platforms.choose(
+                [m for m in index.manifests
+                 if spec.is_manifest(m.media_type) or spec.is_index(m.media_type)], want=want)
+            if chosen is None:
+                raise NotFound(f"no match for platform in manifest {target.digest}: "
+                               f"not found (want {platforms.format(want)})")
+            target = chosen
+        if not spec.is_manifest(target.media_type):
+            raise InvalidArgument(f"{target.digest}: media type {target.media_type!r} is "
+                                  "not an image manifest or index")
+        manifest = spec.parse_manifest(self.read_json(target), target.media_type, target.digest)
+        config = spec.parse_config(self.read_json(manifest.config), manifest.config.digest)
+        return Resolved(target, manifest, config)
+
+    def unpack(self, name_or_target: str | Descriptor, platform: Platform | None = None, *,
+               open_layer: Opener | None = None, threads: int = 2) -> Digest | None:
+        """Unpack an image into the snapshotter; return the chain ID of its top layer."""
+        target = (self.get(name_or_target).target if isinstance(name_or_target, str)
+                  else name_or_target)
+        resolved = self.resolve(target, platform)
+        with self.lease() as lease:
+            chain = unpack(self.snapshotter, resolved.layers,
+                           open_layer or from_store(self.content), threads=threads,
+                           hold=self.hold_snapshot(lease))
+            if chain is not None:
+                self.label(resolved.manifest.config.digest,
+                           {f"{GC_SNAPSHOT}.{self.snapshotter_name}": chain})
+                for layer in resolved.layers:
+                    self.label(layer.descriptor.digest, {LABEL_UNCOMPRESSED: layer.diff_id})
+                self.images.set_unpacked(resolved.descriptor.digest, self.snapshotter_name,
+                                         chain, platforms.format(resolved.config.platform))
+        return chain
+
+    # -- writing manifests --------------------------------------------------------------------
+
+    def put_image(self, config: bytes, layers: Iterable[Descriptor], lease: str, *,
+                  docker: bool = False, annotations: Mapping[str, str] | None = None
+                  ) -> Descriptor:
+        """Store a config and the manifest over it and `layers` (already in the store),
+        labelled for the collector; return the manifest's descriptor."""
+        layers = tuple(layers)
+        config_type = spec.mediatypes.DOCKER_CONFIG if docker else spec.mediatypes.OCI_CONFIG
+        config_desc = self.put_json(config, config_type, lease)
+        manifest = Manifest(config=config_desc, layers=layers,
+                            media_type=(spec.mediatypes.DOCKER_MANIFEST if docker
+                                        else spec.mediatypes.OCI_MANIFEST),
+                            annotations=dict(annotations or {}))
+        return self.put_json(manifest.to_bytes(), manifest.media_type, lease,
+                             manifest_labels(manifest))
+
+    def put_index(self, index: Index, lease: str) -> Descriptor:
+        return self.put_json(index.to_bytes(), index.media_type, lease, index_labels(index))
+
+    # -- garbage ------------------------------------------------------------------------------
+
+    def gc(self, grace: timedelta = DEFAULT_GRACE, now: datetime | None = None) -> Removed:
+        """Remove what no image, lease or container snapshot reaches. `now` and `grace`
+        (how long an idle ingest is kept) let a recovery collect a dead process's leftovers
+        without waiting for its lease to expire."""
+        removed = collect(self.content, self.leases,
+                          snapshotters={self.snapshotter_name: self.snapshotter},
+                          images=self.images.targets(), grace=grace, now=now)
+        gone = {key.partition("/")[2] for key in removed.snapshots}
+        if gone:
+            self.images.forget_unpacked(self.snapshotter_name, gone)
+        return removed
+
+
+def manifest_labels(manifest: Manifest) -> dict[str, str]:
+    labels = {f"{GC_CONTENT}.config": str(manifest.config.digest)}
+    labels.update({f"{GC_CONTENT}.l.{i}": str(d.digest) for i, d in enumerate(manifest.layers)})
+    return labels
+
+
+def index_labels(index: Index) -> dict[str, str]:
+    return {f"{GC_CONTENT}.m.{i}": str(d.digest) for i, d in enumerate(index.manifests)}

@@ -1,0 +1,1 @@
+"""Image archives: Docker's `docker save` format and the OCI image layout, both directions."""

@@ -1,0 +1,128 @@
+"""Load and unpack a ~500 MB multi-layer gzip image from a `docker save` archive: ours
+(`dockyard-image load`, content store + overlay snapshots) against `docker load` on Debian's
+dockerd 20.10 (overlay2), and `umoci unpack` of the same image as an OCI layout, in one run.
+Prints seconds, MB/s and the ratios ours / reference. Needs root.
+
+    .venv/bin/python bench/image_unpack.py [--runs 3] [--mb 500] [--layers 5] [--dir /var/tmp]
+
+Each side starts from nothing each run (a new store root; for dockerd, the image removed and
+its layers with it), with the archive in the page cache and everything synced before the
+clock starts. Times are wall clock of the whole command, interpreter start included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from tests.refdocker import ref_dockerd, unavailable  # noqa: E402
+
+from images_data import layer_info, make_docker_archive, make_layers, make_oci_layout  # noqa: E402
+
+TOOL = [sys.executable, "-m", "dockyard.image.tool"]
+
+
+def timed(cmd: list[str] | Callable[[], object]) -> float:
+    """Seconds a command (or a call) takes, after a sync that is not counted."""
+    subprocess.run(["sync"], check=True)
+    start = time.perf_counter()
+    if callable(cmd):
+        cmd()
+        return time.perf_counter() - start
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}")
+    return took
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mb", type=int, default=500)
+    ap.add_argument("--layers", type=int, default=5)
+    ap.add_argument("--dir", type=Path, default=Path("/var/tmp"))
+    ap.add_argument("--cache", type=Path, default=Path("/var/tmp/dockyard-bench-layers"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("image_unpack: needs root")
+    layers = make_layers(args.cache, total_mb=args.mb, layers=args.layers)
+    infos = [layer_info(p) for p in layers]
+    gz = sum(i["size"] for i in infos) / 1e6
+    tar = sum(i["uncompressed_size"] for i in infos) / 1e6
+    work = Path(tempfile.mkdtemp(prefix="dyb-image-", dir=args.dir))
+    results: dict[str, list[float]] = {"dockyard": [], "docker load": [], "umoci unpack": []}
+    try:
+        archive = make_docker_archive(work / "image.tar", layers)
+        make_oci_layout(work / "oci", layers)
+        subprocess.run(["cat", str(archive)], stdout=subprocess.DEVNULL, check=True)
+        print(f"image: {len(layers)} layers, {gz:.0f} MB gzip, {tar:.0f} MB tar; "
+              f"{args.runs} runs each", flush=True)
+        reason = unavailable()
+        with ref_dockerd(work) if reason is None else _nothing() as ref:
+            for n in range(args.runs):
+                root = work / f"ours-{n}"
+                results["dockyard"].append(timed([*TOOL, "--root", str(root), "load", "-q",
+                                                   "-i", str(archive)]))
+                if ref is not None:
+                    results["docker load"].append(timed(
+                        lambda: ref.docker("load", "-q", "-i", str(archive))))
+                    ref.docker("rmi", "bench/big:latest")
+                if shutil.which("umoci"):
+                    results["umoci unpack"].append(timed(
+                        ["umoci", "unpack", "--image", f"{work / 'oci'}:latest",
+                         str(work / f"bundle-{n}")]))
+                shutil.rmtree(work / f"bundle-{n}", ignore_errors=True)
+                _remove_store(root)
+                print(f"run {n + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s"
+                                                   for k, v in results.items() if v), flush=True)
+        if reason is not None:
+            print(f"docker load not measured: {reason}")
+    finally:
+        for bundle in work.glob("bundle-*"):
+            shutil.rmtree(bundle, ignore_errors=True)
+        for root in work.glob("ours-*"):
+            _remove_store(root)
+        shutil.rmtree(work, ignore_errors=True)
+    best = {k: min(v) for k, v in results.items() if v}
+    print()
+    print(f"{'':14} {'best s':>8} {'median s':>9} {'MB/s gzip':>10} {'MB/s tar':>9}")
+    for k, v in results.items():
+        if v:
+            print(f"{k:14} {min(v):8.2f} {statistics.median(v):9.2f} {gz / min(v):10.0f} "
+                  f"{tar / min(v):9.0f}")
+    for ref_name in ("docker load", "umoci unpack"):
+        if ref_name in best:
+            print(f"ratio dockyard / {ref_name}: {best['dockyard'] / best[ref_name]:.2f} "
+                  "(best of runs)")
+    return 0
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _remove_store(root: Path) -> None:
+    """A store's snapshots are plain directories (nothing stays mounted after a load)."""
+    if root.exists():
+        subprocess.run(["rm", "-rf", str(root)], check=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

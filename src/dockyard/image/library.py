@@ -18,7 +18,6 @@ reaches manifests, configs, layers and, through the config, the unpacked snapsho
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -32,7 +31,7 @@ from dockyard.image import platforms
 from dockyard.image.content.gc import DEFAULT_GRACE, Removed, collect
 from dockyard.image.content.leases import Resource, SQLiteLeases
 from dockyard.image.content.local import LocalStore
-from dockyard.image.digest import Digest
+from dockyard.image.digest import Digest, of_bytes, verify
 from dockyard.image.errors import AlreadyExists, InvalidArgument, NotFound
 from dockyard.image.images import Image, ImageStore
 from dockyard.image.manifest import Descriptor, ImageConfig, Index, Manifest
@@ -112,9 +111,12 @@ class ImageLibrary:
         return hold
 
     def put_json(self, data: bytes, media_type: str, lease: str,
-                 labels: Mapping[str, str] | None = None) -> Descriptor:
-        """Store a manifest, index or config given as bytes (digests are over the bytes)."""
-        digest = Digest("sha256:" + hashlib.sha256(data).hexdigest())
+                 labels: Mapping[str, str] | None = None,
+                 digest: str | None = None) -> Descriptor:
+        """Store a manifest, index or config given as bytes (digests are over the bytes;
+        `digest`, when given, is checked, and says the algorithm: sha256 or sha512)."""
+        digest = Digest(digest) if digest is not None else of_bytes(data)
+        verify(data, digest, len(data))
         self.leases.add_resource(lease, Resource.content(digest))
         if not self._has(digest, len(data)):
             ref = f"json-{digest}"
@@ -131,23 +133,32 @@ class ImageLibrary:
 
     def put_stream(self, stream: BinaryIO, lease: str, *, expected: str | None = None,
                    size: int | None = None, ref: str | None = None,
-                   labels: Mapping[str, str] | None = None) -> tuple[Digest, int]:
-        """Copy a blob from `stream` into the store; `expected` and `size` are checked."""
+                   labels: Mapping[str, str] | None = None,
+                   keep_on_error: bool = False) -> tuple[Digest, int]:
+        """Copy a blob from `stream` into the store; `expected` and `size` are checked.
+        A failure (a short stream, a wrong digest) leaves no ingest behind unless
+        `keep_on_error` keeps it for a resume from a source that can continue."""
         if expected is not None:
             self.leases.add_resource(lease, Resource.content(expected))
             if self._has(expected, size):
                 return Digest(expected), self.content.info(expected).size
         ref = ref or f"stream-{uuid.uuid4().hex}"
         self.leases.add_resource(lease, Resource.ingest(ref))
-        with self.content.writer(ref, expected=expected, total=size) as w:
-            while chunk := stream.read(CHUNK):
-                w.write(chunk)
-            digest = w.digest()
-            try:
-                w.commit(size, expected, labels)
-            except AlreadyExists:
-                if labels:
-                    self.label(digest, labels)
+        try:
+            with self.content.writer(ref, expected=expected, total=size) as w:
+                while chunk := stream.read(CHUNK):
+                    w.write(chunk)
+                digest = Digest(expected) if expected is not None else w.digest()
+                try:
+                    w.commit(size, expected, labels)
+                except AlreadyExists:
+                    if labels:
+                        self.label(digest, labels)
+        except BaseException:
+            if not keep_on_error:
+                with contextlib.suppress(NotFound):
+                    self.content.abort(ref)
+            raise
         self.leases.add_resource(lease, Resource.content(digest))
         return digest, self.content.info(digest).size
 

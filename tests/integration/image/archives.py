@@ -74,3 +74,43 @@ def docker_archive(path: Path, layers: list[bytes], tags: list[str], *, gzip_lay
         for info, data in extra:
             tar.addfile(info, io.BytesIO(data) if data is not None else None)
     return path
+
+
+def _blob(root: Path, data: bytes, algorithm: str) -> dict[str, Any]:
+    digest = f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
+    path = root / "blobs" / algorithm / digest.split(":")[1]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return {"digest": digest, "size": len(data)}
+
+
+def oci_layout(root: Path, platforms: dict[str, list[bytes]], *, ref: str = "v1",
+               algorithm: str = "sha256", missing: tuple[str, ...] = ()) -> Path:
+    """An OCI layout whose index.json names one multi-platform index: `platforms` maps
+    "os/arch" to its layers (plain tars), `missing` leaves those platforms' blobs out."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    manifests = []
+    for platform, layers in platforms.items():
+        os_name, arch = platform.split("/")
+        config = config_for(layers, architecture=arch, os=os_name)
+        layer_descs = [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                        **_blob(root, gzip.compress(x, mtime=0), algorithm)} for x in layers]
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       **_blob(root, config, algorithm)},
+            "layers": layer_descs}).encode()
+        desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                **_blob(root, manifest, algorithm),
+                "platform": {"os": os_name, "architecture": arch}}
+        if platform in missing:
+            for d in [desc, *layer_descs]:
+                (root / "blobs" / algorithm / d["digest"].split(":")[1]).unlink()
+        manifests.append(desc)
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": manifests}).encode()
+    top = {"mediaType": "application/vnd.oci.image.index.v1+json", **_blob(root, index, algorithm),
+           "annotations": {"org.opencontainers.image.ref.name": ref}}
+    (root / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
+    return root

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.image import platforms
 from dockyard.image.archive.load import load
 from dockyard.image.archive.save import save
 from dockyard.image.errors import DigestMismatch, InvalidArgument, NotFound
 from dockyard.image.imports import bootstrap, import_rootfs
 from dockyard.image.library import ImageLibrary
 from tests.conformance.snapshot_trees import mounted, scratch_dir, tree
-from tests.integration.image.archives import docker_archive, layer_tar, sha256
+from tests.integration.image.archives import docker_archive, layer_tar, oci_layout, sha256
 from tests.schemas import validate
 
 pytestmark = pytest.mark.root
@@ -213,3 +214,43 @@ def test_import_of_a_plain_rootfs_tarball(lib: ImageLibrary, work: Path) -> None
     assert resolved.config.history[0].comment == "from a test"
     chain = lib.unpack("docker.io/library/imported:latest")
     assert view(lib, chain, work)["hello"][4] == b"world"
+
+
+def test_multi_platform_layout_unpacks_the_host_platform_only(lib: ImageLibrary,
+                                                               work: Path) -> None:
+    layout = oci_layout(work / "layout", {
+        "linux/arm64": [layer_tar({"arch": b"arm64"})],
+        "linux/amd64": [layer_tar({"arch": b"amd64"})],
+        "linux/s390x": [layer_tar({"arch": b"s390x"})]}, missing=("linux/s390x",))
+    loaded = load(lib, layout, base_name="example.com/multi")
+    assert loaded.names == ["example.com/multi:v1"]
+    target = lib.get("example.com/multi:v1").target
+    assert target.media_type == "application/vnd.oci.image.index.v1+json"
+    [chain] = loaded.unpacked.values()
+    assert view(lib, chain, work)["arch"][4] == platforms.host().architecture.encode()
+    save(lib, ["example.com/multi:v1"], work / "again.tar")  # the index, without s390x
+    with ImageLibrary(work / "second", lib.snapshotter_name) as second:
+        assert load(second, work / "again.tar").names == ["example.com/multi:v1"]
+        assert second.get("example.com/multi:v1").target.digest == target.digest
+
+
+def test_sha512_layout_loads(lib: ImageLibrary, work: Path) -> None:
+    host = platforms.format(platforms.host())
+    layout = oci_layout(work / "layout", {host: [layer_tar({"f": b"512"})]},
+                        algorithm="sha512")
+    loaded = load(lib, layout, base_name="example.com/sha512")
+    assert lib.get("example.com/sha512:v1").target.digest.algorithm == "sha512"
+    [chain] = loaded.unpacked.values()
+    assert view(lib, chain, work)["f"][4] == b"512"
+
+
+def test_a_blob_cut_short_leaves_no_ingest_and_no_name(lib: ImageLibrary, work: Path) -> None:
+    host = platforms.format(platforms.host())
+    layout = oci_layout(work / "layout", {host: [layer_tar({"f": os.urandom(100_000)})]})
+    blobs = sorted((layout / "blobs" / "sha256").iterdir(), key=lambda p: p.stat().st_size)
+    biggest = blobs[-1]
+    biggest.write_bytes(biggest.read_bytes()[:-10])
+    with pytest.raises(DigestMismatch, match="size"):
+        load(lib, layout, base_name="example.com/cut")
+    assert lib.list() == [] and lib.content.list_statuses() == []
+    assert [s.name for s in lib.snapshotter.walk()] == []

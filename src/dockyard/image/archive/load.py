@@ -170,13 +170,15 @@ class _OciLoader:
                 child = spec.parse_index(data, d.media_type, d.digest)
                 for m in child.manifests:
                     self.walk(m, layers)
-                self.lib.put_json(data, d.media_type, self.lease, index_labels(child))
+                self.lib.put_json(data, d.media_type, self.lease, index_labels(child),
+                                  d.digest)
             else:
                 man = spec.parse_manifest(data, d.media_type, d.digest)
                 self.blob(man.config)
                 for layer in man.layers:
                     layers[layer.digest] = layer
-                self.lib.put_json(data, d.media_type, self.lease, manifest_labels(man))
+                self.lib.put_json(data, d.media_type, self.lease, manifest_labels(man),
+                                  d.digest)
             self.stored.add(d.digest)
         else:
             self.blob(d)

@@ -138,16 +138,7 @@ class Transaction:
         if not key:
             raise InvalidArgument("snapshot key must not be empty")
         checked = check_labels(labels, key)
-        parent_id = None
-        if parent:
-            prow = self.db.execute("SELECT id, kind FROM snapshots WHERE key = ?",
-                                   (parent,)).fetchone()
-            if prow is None:
-                raise NotFound(f"parent {parent} of snapshot {key} not found")
-            if prow[1] != Kind.COMMITTED:
-                raise InvalidArgument(f"parent {parent} of snapshot {key} is {prow[1]}, "
-                                      "not committed")
-            parent_id = prow[0]
+        parent_id = self._committed(parent, key) if parent else None
         now = time.time_ns()
         try:
             cur = self.db.execute(
@@ -189,8 +180,12 @@ class Transaction:
         if row[3] is not None:
             raise InvalidArgument(f"snapshot {key} has a parent: only a snapshot prepared "
                                   "without one can be committed onto another")
-        if not parent:
-            return
+        if parent:
+            self.db.execute("UPDATE snapshots SET parent = ? WHERE id = ?",
+                            (self._committed(parent, key), row[0]))
+
+    def _committed(self, parent: str, key: str) -> int:
+        """The id of `parent`, which must be a committed snapshot, to be `key`'s parent."""
         prow = self.db.execute("SELECT id, kind FROM snapshots WHERE key = ?",
                                (parent,)).fetchone()
         if prow is None:
@@ -198,7 +193,7 @@ class Transaction:
         if prow[1] != Kind.COMMITTED:
             raise InvalidArgument(f"parent {parent} of snapshot {key} is {prow[1]}, "
                                   "not committed")
-        self.db.execute("UPDATE snapshots SET parent = ? WHERE id = ?", (prow[0], row[0]))
+        return int(prow[0])
 
     def remove(self, key: str) -> Snapshot:
         row = self._row(key)

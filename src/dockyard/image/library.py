@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -37,7 +38,15 @@ from dockyard.image.images import Image, ImageStore
 from dockyard.image.manifest import Descriptor, ImageConfig, Index, Manifest
 from dockyard.image.platforms import Platform
 from dockyard.image.snapshots import Snapshotter
-from dockyard.image.unpack import LABEL_UNCOMPRESSED, Layer, Opener, from_store, layers_of, unpack
+from dockyard.image.unpack import (
+    LABEL_UNCOMPRESSED,
+    Layer,
+    Opener,
+    from_store,
+    layer_dir,
+    layers_of,
+    unpack,
+)
 
 LEASE_EXPIRY = timedelta(hours=1)
 MAX_JSON_BLOB = 4 << 20  # manifests, indexes and configs larger than this are refused
@@ -238,6 +247,49 @@ class ImageLibrary:
                 self.images.set_unpacked(resolved.descriptor.digest, self.snapshotter_name,
                                          chain, platforms.format(resolved.config.platform))
         return chain
+
+    # -- diffs --------------------------------------------------------------------------------
+
+    def diff(self, key: str, lease: str, *, compression: str = "gzip",
+             docker: bool = False) -> tuple[Descriptor, Digest]:
+        """The changes of the active snapshot `key` against its parent, as a layer blob in the
+        store (what `docker commit` and a build step make); returns it and its diff ID.
+
+        Overlay: the upper dir is the diff, its whiteouts become `.wh.` entries. A copying
+        snapshotter's tree is compared with a read-only view of the parent."""
+        from dockyard.image.layers.diff import write_diff
+        from dockyard.image.snapshots.mount import mount_all, unmount_all
+
+        info = self.snapshotter.stat(key)
+        upper, overlay = layer_dir(self.snapshotter.mounts(key))
+        ref = f"diff-{uuid.uuid4().hex}"
+        self.leases.add_resource(lease, Resource.ingest(ref))
+        with contextlib.ExitStack() as stack:
+            lower = None
+            if not overlay and info.parent:
+                view = f"diff-view-{uuid.uuid4().hex[:12]}"
+                stack.callback(self.snapshotter.remove, view)
+                mounts = self.snapshotter.view(view, info.parent)
+                lower = Path(stack.enter_context(tempfile.TemporaryDirectory(
+                    dir=self.root, prefix="diff-")))
+                mount_all(mounts, lower)
+                stack.callback(unmount_all, lower)
+            try:
+                with self.content.writer(ref) as w:
+                    made = write_diff(lower, upper, w,  # type: ignore[arg-type]
+                                      compression=compression,
+                                      mode="overlay" if overlay else "compare")
+                    try:
+                        w.commit(made.size, made.digest, {LABEL_UNCOMPRESSED: made.diff_id})
+                    except AlreadyExists:
+                        pass
+            except BaseException:
+                with contextlib.suppress(NotFound):
+                    self.content.abort(ref)
+                raise
+        self.leases.add_resource(lease, Resource.content(made.digest))
+        media_type = spec.mediatypes.layer_type(compression, docker=docker)
+        return Descriptor(media_type, made.digest, made.size), made.diff_id
 
     # -- writing manifests --------------------------------------------------------------------
 

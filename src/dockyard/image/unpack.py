@@ -105,7 +105,7 @@ class _Unpack:
         self.hold(key)
         mounts = self.sn.prepare(key, parent, {"containerd.io/snapshot.ref": self.chain[i]})
         try:
-            target, overlay = _target(mounts)
+            target, overlay = layer_dir(mounts)
             whiteouts = "overlay" if overlay or (rebased and i) else "delete"
             layer = self.layers[i]
             with self.open_layer(layer) as stream:
@@ -151,7 +151,7 @@ def _committed(sn: Snapshotter, name: str) -> bool:
         return False
 
 
-def _target(mounts: Sequence[Mount]) -> tuple[Path, bool]:
+def layer_dir(mounts: Sequence[Mount]) -> tuple[Path, bool]:
     """The directory a layer is written into, and whether it is an overlay upper dir."""
     if len(mounts) == 1 and mounts[0].type == "bind":
         return Path(mounts[0].source), False

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import os
+import shutil
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -254,3 +255,28 @@ def test_a_blob_cut_short_leaves_no_ingest_and_no_name(lib: ImageLibrary, work: 
         load(lib, layout, base_name="example.com/cut")
     assert lib.list() == [] and lib.content.list_statuses() == []
     assert [s.name for s in lib.snapshotter.walk()] == []
+
+
+def test_the_diff_of_a_container_snapshot_is_a_layer_of_a_new_image(lib: ImageLibrary,
+                                                                     work: Path) -> None:
+    base = bootstrap(lib)
+    resolved = lib.resolve(base)
+    [record] = lib.images.unpacked(base.digest)
+    with mounted(lib.snapshotter.prepare("container", record.chain_id), work) as root:
+        (root / "etc" / "hostname").unlink()
+        (root / "home" / "user" / "notes").write_text("committed\n")
+        shutil.move(root / "usr", root / "usr-old")  # copy + delete, as mv does on EXDEV
+    with lib.lease() as lease:
+        layer, diff_id = lib.diff("container", lease)
+        assert lib.content.info(layer.digest).labels["containerd.io/uncompressed"] == diff_id
+        config = json.loads(lib.read_json(resolved.manifest.config))
+        config["rootfs"]["diff_ids"].append(diff_id)
+        target = lib.put_image(json.dumps(config).encode(),
+                               [*resolved.manifest.layers, layer], lease)
+        lib.tag("example.com/committed:1", target)
+    lib.snapshotter.remove("container")
+    seen = view(lib, lib.unpack("example.com/committed:1"), work)
+    assert seen["home/user/notes"][4] == b"committed\n"
+    assert "etc/hostname" not in seen and "usr" not in seen
+    assert seen["usr-old/bin/env"][4] == "../../bin/busybox"
+    assert "etc/passwd" in seen

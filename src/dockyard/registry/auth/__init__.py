@@ -1,0 +1,1 @@
+"""Who may pull and push: htpasswd basic auth and Docker's bearer tokens."""

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DEBS=(busybox-static libseccomp2 iproute2 nftables runc podman skopeo hyperfine time
-      uidmap crun umoci docker.io)
+      uidmap crun umoci docker.io docker-registry)
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     own_policy=1
     trap 'rm -f "$policy"' EXIT
   fi
-  before=$(pgrep -x dockerd; pgrep -x containerd; true)
+  before=$(pgrep -x dockerd; pgrep -x containerd; pgrep -x docker-registry; true)
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   if [ -n "$own_policy" ]; then
     rm -f "$policy"
@@ -33,14 +33,26 @@ if [ ${#missing[@]} -gt 0 ]; then
   # Belt and braces, for an init that ignores policy-rc.d: a dockerd or containerd that the
   # install itself started (new since, by pid, and not an isolated test instance, whose
   # command line names its own exec root) is stopped.
-  for pid in $(pgrep -x dockerd; pgrep -x containerd; true); do
+  # A docker-registry counts only if it serves the service's /etc/docker/registry/config.yml:
+  # test instances (tests/refregistry.py) serve a config of their own.
+  for pid in $(pgrep -x dockerd; pgrep -x containerd; pgrep -x docker-registry; true); do
     cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)
     if ! grep -qx "$pid" <<<"$before" && [[ $cmdline != *exec-root* ]] \
-        && [[ $cmdline != *containerd.toml* ]]; then
+        && [[ $cmdline != *containerd.toml* ]] \
+        && { [[ $cmdline != *docker-registry* ]] || [[ $cmdline == */etc/docker/registry/* ]]; }; then
       echo "stopping $(cat "/proc/$pid/comm" 2>/dev/null) ($pid) that the install started"
       kill "$pid" 2>/dev/null || true
     fi
   done
+  # docker-registry's postinst enables its service for the next boot (systemd unit and SysV
+  # links): tests start their own registry, so a fresh install is disabled.
+  if [[ " ${missing[*]} " == *" docker-registry "* ]]; then
+    if command -v systemctl >/dev/null; then
+      systemctl disable --quiet docker-registry.service >/dev/null 2>&1 || true
+    elif command -v update-rc.d >/dev/null; then
+      update-rc.d docker-registry disable >/dev/null 2>&1 || true
+    fi
+  fi
 fi
 
 PY=${PYTHON:-python3}

@@ -89,7 +89,7 @@ def match(path: str) -> Match | None:
     plain 404). The first pattern that fits wins, in the order above, which puts
     `…/blobs/uploads/…` before `…/blobs/<digest>`."""
     for route, pattern in _PATTERNS:
-        m = pattern.match(path)
+        m = pattern.fullmatch(path)
         if m is None:
             continue
         groups = m.groupdict()
@@ -101,11 +101,11 @@ def match(path: str) -> Match | None:
 
 
 def valid_name(name: str) -> bool:
-    return len(name) <= NAME_MAX and _NAME_RE.match(name) is not None
+    return len(name) <= NAME_MAX and _NAME_RE.fullmatch(name) is not None
 
 
 def valid_tag(tag: str) -> bool:
-    return _TAG_RE.match(tag) is not None
+    return _TAG_RE.fullmatch(tag) is not None
 
 
 class URLs:

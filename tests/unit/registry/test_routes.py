@@ -40,6 +40,7 @@ def test_paths_match_their_routes(path: str, expected: Match) -> None:
     "/v2/UPPER/manifests/latest", "/v2/../etc/manifests/latest", "/v2/a//b/tags/list",
     "/v2/-a/tags/list", "/v2/a/manifests/-bad", "/v2/a/blobs/notadigest", "/v1/_ping",
     "/v2/a/manifests/" + "t" * 129, "/v2/" + "a" * 256 + "/tags/list", "/v2/a/unknown",
+    "/v2/a/tags/list\n", "/v2/\n",
 ])
 def test_bad_paths_match_nothing(path: str) -> None:
     assert match(path) is None
@@ -53,6 +54,7 @@ def test_methods_per_route() -> None:
 
 def test_names_and_tags() -> None:
     assert valid_name("a.b_c__d--e/f") and not valid_name("a_") and not valid_name("A")
+    assert not valid_name("app\n") and not valid_tag("v1\n")
     assert valid_tag("v1.0_rc-1") and not valid_tag(".hidden") and not valid_tag("t" * 129)
 
 

@@ -118,3 +118,16 @@ def test_docker_io_redirected_to_a_loopback_registry(work: Path, registry: RefRe
         pulled = run(lambda s: pull(b, "busybox", session=s, hosts=hosts))
         assert pulled.name == BUSYBOX and pulled.target.digest == target.digest
     assert (registry.root / "docker/registry/v2/repositories/library/busybox").is_dir()
+
+
+def test_pulling_again_fetches_nothing_new(work: Path, registry: RefRegistry) -> None:
+    with ImageLibrary(work / "a") as a, ImageLibrary(work / "b") as b:
+        bootstrap(a, unpack=False)
+        dest = f"{registry.host}/again/box:1"
+        run(lambda s: push(a, BUSYBOX, dest, session=s))
+        first = run(lambda s: pull(b, dest, session=s))
+        fetched: list[str] = []
+        second = run(lambda s: pull(b, dest, session=s,
+                                    progress=lambda d, n, t: fetched.append(d)))
+        assert second == first and fetched == []
+        assert b.gc().content == []

@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
+from dockyard.fsutil import fsync_dir
 from dockyard.image.content import layout as files
 from dockyard.image.content.layout import Layout
 from dockyard.image.content.locks import LOCK_TRIES, IngestLock
@@ -336,10 +337,3 @@ def write_atomic(path: Path, text: str, *, sync_dir: bool = False) -> None:
     if sync_dir:
         fsync_dir(path.parent)
 
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

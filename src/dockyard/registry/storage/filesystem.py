@@ -19,6 +19,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import BinaryIO
 
+from dockyard.fsutil import fsync_dir
 from dockyard.registry.storage.driver import (
     FileInfo,
     InvalidOffset,
@@ -30,14 +31,6 @@ from dockyard.registry.storage.driver import (
     join,
     walk_fallback,
 )
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class FilesystemFileWriter:
@@ -136,7 +129,7 @@ class FilesystemDriver:
         except BaseException:
             self.delete(temp)
             raise
-        _fsync_dir(os.path.dirname(host))
+        fsync_dir(os.path.dirname(host))
 
     def reader(self, path: str, offset: int = 0) -> BinaryIO:
         host = self._host(path)
@@ -202,7 +195,7 @@ class FilesystemDriver:
             if e.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
                 raise InvalidPath(f"cannot move {src!r} to {dst!r}: {e.strerror}", dst) from None
             raise
-        _fsync_dir(os.path.dirname(dest))
+        fsync_dir(os.path.dirname(dest))
 
     def delete(self, path: str) -> None:
         host = self._host(path)

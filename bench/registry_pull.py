@@ -1,0 +1,159 @@
+"""Pull a ~250 MB multi-layer gzip image from a registry on loopback: ours (the distribution
+client's pull into a new image library, unpack included) against `docker pull` on Debian's
+dockerd 20.10 (overlay2, unpack included) and `skopeo copy` to an OCI layout (fetch only),
+in one run. Prints seconds, MB/s and the ratios ours / reference. Needs root.
+
+    .venv/bin/python bench/registry_pull.py [--runs 3] [--mb 250] [--layers 5] [--dir /var/tmp]
+
+The registry is Debian's docker-registry (tests/refregistry.py), the image pushed to it once
+by `skopeo copy docker-archive:... docker://127.0.0.1:<port>/bench/pull:v1`. Each side starts
+from nothing each run: a new library root, a new OCI directory, for dockerd the image removed
+(`docker rmi`) after each run. Everything is synced before the clock starts, the order of the
+sides turns each run, and our trees are deleted only at the end. Times are wall clock of the
+whole command, interpreter start included (ours runs this file with --pull-into).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]
+
+from tests.refdocker import ref_dockerd, unavailable  # noqa: E402
+from tests.refregistry import ref_registry  # noqa: E402
+from tests.refregistry import unavailable as registry_unavailable  # noqa: E402
+
+from images_data import layer_info, make_docker_archive, make_layers  # noqa: E402
+
+REPO_TAG = "bench/pull:v1"
+OURS = "dockyard pull"
+SIDES = (OURS, "docker pull", "skopeo copy")
+
+
+def pull_into(root: Path, ref: str) -> None:
+    """Our side, in its own process: pull and unpack `ref` into a new library at `root`."""
+    import aiohttp
+
+    from dockyard.distribution.transfer import pull
+    from dockyard.image.library import ImageLibrary
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session:
+            with ImageLibrary(root) as lib:
+                await pull(lib, ref, session=session)
+    asyncio.run(run())
+
+
+def timed(cmd: list[str] | Callable[[], object]) -> float:
+    """Seconds a command (or a call) takes, after a sync that is not counted."""
+    subprocess.run(["sync"], check=True)
+    start = time.perf_counter()
+    if callable(cmd):
+        cmd()
+        return time.perf_counter() - start
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    took = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}")
+    return took
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mb", type=int, default=250)
+    ap.add_argument("--layers", type=int, default=5)
+    ap.add_argument("--dir", type=Path, default=Path("/var/tmp"))
+    ap.add_argument("--cache", type=Path, default=Path("/var/tmp/dockyard-bench-layers"))
+    ap.add_argument("--pull-into", nargs=2, metavar=("ROOT", "REF"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.pull_into:
+        pull_into(Path(args.pull_into[0]), args.pull_into[1])
+        return 0
+    if os.geteuid() != 0:
+        raise SystemExit("registry_pull: needs root")
+    for reason in (registry_unavailable(),
+                   None if shutil.which("skopeo") else "skopeo is not installed"):
+        if reason:
+            raise SystemExit(f"registry_pull: {reason}")
+    layers = make_layers(args.cache, total_mb=args.mb, layers=args.layers)
+    infos = [layer_info(p) for p in layers]
+    gz = sum(i["size"] for i in infos) / 1e6
+    tar = sum(i["uncompressed_size"] for i in infos) / 1e6
+    work = Path(tempfile.mkdtemp(prefix="dyb-pull-", dir=args.dir))
+    results: dict[str, list[float]] = {k: [] for k in SIDES}
+    try:
+        archive = make_docker_archive(work / "image.tar", layers, REPO_TAG)
+        with ref_registry(work) as reg:
+            ref = f"{reg.host}/{REPO_TAG}"
+            subprocess.run(["skopeo", "--insecure-policy", "copy", "-q",
+                            "--dest-tls-verify=false", f"docker-archive:{archive}",
+                            f"docker://{ref}"], check=True)
+            print(f"image: {len(layers)} layers, {gz:.0f} MB gzip, {tar:.0f} MB tar, in "
+                  f"docker-registry at {reg.host}; {args.runs} runs each", flush=True)
+            reason = unavailable()
+            with ref_dockerd(work) if reason is None else _nothing() as docker:
+                for n in range(args.runs):
+                    sides = {
+                        OURS: [sys.executable, __file__, "--pull-into",
+                               str(work / f"ours-{n}"), ref],
+                        "docker pull": ((lambda: docker.docker("pull", "-q", ref))
+                                        if docker is not None else None),
+                        "skopeo copy": ["skopeo", "--insecure-policy", "copy", "-q",
+                                        "--src-tls-verify=false", f"docker://{ref}",
+                                        f"oci:{work / f'oci-{n}'}:v1"],
+                    }
+                    order = list(sides)[n % 3:] + list(sides)[:n % 3]
+                    for name in order:
+                        if sides[name] is not None:
+                            results[name].append(timed(sides[name]))  # type: ignore[arg-type]
+                    if docker is not None:
+                        docker.docker("rmi", ref)
+                    print(f"run {n + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s"
+                                                       for k, v in results.items() if v),
+                          flush=True)
+            if reason is not None:
+                print(f"docker pull not measured: {reason}")
+    finally:
+        for root in work.glob("ours-*"):
+            subprocess.run(["rm", "-rf", str(root)], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+    report(results, gz, tar)
+    return 0
+
+
+def report(results: dict[str, list[float]], gz: float, tar: float) -> None:
+    print()
+    print(f"{'':14} {'best s':>8} {'median s':>9} {'MB/s gzip':>10} {'MB/s tar':>9}")
+    for k, v in results.items():
+        if v:
+            print(f"{k:14} {min(v):8.2f} {statistics.median(v):9.2f} {gz / min(v):10.0f} "
+                  f"{tar / min(v):9.0f}")
+    for ref_name in ("docker pull", "skopeo copy"):
+        if results[ref_name] and results[OURS]:
+            best = min(results[OURS]) / min(results[ref_name])
+            med = statistics.median(results[OURS]) / statistics.median(results[ref_name])
+            print(f"ratio {OURS} / {ref_name}: {best:.2f} (best of runs), {med:.2f} (medians)")
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,10 +14,9 @@ what it fetched; a failed pull names nothing, and what it fetched is garbage for
 from __future__ import annotations
 
 import asyncio
-import threading
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import BinaryIO, TypeVar
+from typing import TypeVar
 
 import aiohttp
 
@@ -31,7 +30,6 @@ from dockyard.image.errors import InvalidArgument, NotFound
 from dockyard.image.library import ImageLibrary, index_labels, manifest_labels
 from dockyard.image.manifest import Descriptor
 from dockyard.image.platforms import Platform
-from dockyard.image.unpack import Layer
 
 T = TypeVar("T")
 UNREACHABLE = (aiohttp.ClientConnectionError, asyncio.TimeoutError)
@@ -100,54 +98,16 @@ async def _pull(lib: ImageLibrary, repo: Repository, ref: reference.Reference,
             hold(chosen.digest)
         data = await repo.fetch_manifest(chosen)
         man = spec.parse_manifest(data, chosen.media_type, chosen.digest)
-        for d in (man.config, *man.layers):
+        blobs = [man.config, *man.layers]
+        for d in blobs:
             hold(d.digest)
-        await repo.fetch_blob(man.config, lib.content)
+        await gather_limited([repo.fetch_blob(d, lib.content, progress=progress)
+                              for d in blobs], concurrency)
         lib.put_json(data, chosen.media_type, lease, manifest_labels(man), chosen.digest)
-        arrivals = _Arrivals(lib, man.layers)
-        unpacking = (asyncio.ensure_future(asyncio.to_thread(
-            lib.unpack, target, want, open_layer=arrivals.open)) if unpack else None)
-        try:
-            await gather_limited([arrivals.fetch(repo, d, progress) for d in man.layers],
-                                 concurrency)
-        finally:
-            arrivals.abandon()  # an unpack still waiting for a layer gives up
-            chain = await unpacking if unpacking is not None else None
+        chain = await asyncio.to_thread(lib.unpack, target, want) if unpack else None
         name = str(ref)
         lib.tag(name, target)
     return Pulled(name, target, Descriptor(chosen.media_type, chosen.digest, chosen.size), chain)
-
-
-class _Arrivals:
-    """Layers unpack as they arrive: the unpack (on threads) opens a layer once its fetch
-    has finished, while the later layers are still downloading."""
-
-    def __init__(self, lib: ImageLibrary, layers: Sequence[Descriptor]) -> None:
-        self.lib = lib
-        self.ready = {d.digest: threading.Event() for d in layers}
-        self.failed: dict[str, BaseException] = {}
-
-    async def fetch(self, repo: Repository, d: Descriptor, progress: Progress | None) -> None:
-        try:
-            await repo.fetch_blob(d, self.lib.content, progress=progress)
-        except BaseException as e:
-            self.failed[d.digest] = e
-            raise
-        finally:
-            self.ready[d.digest].set()
-
-    def abandon(self) -> None:
-        for digest, event in self.ready.items():
-            if not event.is_set():
-                self.failed.setdefault(digest, NotFound(f"layer {digest}: fetch abandoned"))
-                event.set()
-
-    def open(self, layer: Layer) -> BinaryIO:
-        digest = layer.descriptor.digest
-        self.ready[digest].wait()
-        if digest in self.failed:
-            raise NotFound(f"layer {digest} was not fetched: {self.failed[digest]}")
-        return self.lib.content.reader_at(digest)  # type: ignore[return-value]
 
 
 async def push(lib: ImageLibrary, name: str, ref_text: str | None = None, *,

@@ -1,6 +1,6 @@
 """Debian's reference registry (`docker-registry`, distribution 2.8) on a loopback port, for
 interop tests and benchmarks: its own storage directory and config, optional htpasswd basic
-auth, killed and removed afterwards.
+auth or token auth (`TokenAuth`), killed and removed afterwards.
 
     with ref_registry(tmp) as reg:      # reg.url "http://127.0.0.1:<port>", reg.host, reg.root
         ...
@@ -55,8 +55,19 @@ class RefRegistry:
         return f"http://{self.host}"
 
 
+@dataclass(frozen=True)
+class TokenAuth:
+    """distribution's `auth.token`: where clients get tokens, and whose tokens to trust
+    (the issuer, the service as audience, and a PEM bundle of the signing certificates)."""
+
+    realm: str
+    service: str
+    issuer: str
+    rootcertbundle: Path
+
+
 @contextlib.contextmanager
-def ref_registry(tmp: Path, *, htpasswd: Path | None = None,
+def ref_registry(tmp: Path, *, htpasswd: Path | None = None, token: TokenAuth | None = None,
                  timeout: float = 20) -> Iterator[RefRegistry]:
     base = Path(tmp) / f"refregistry-{uuid.uuid4().hex[:10]}"
     (base / "data").mkdir(parents=True)
@@ -64,6 +75,9 @@ def ref_registry(tmp: Path, *, htpasswd: Path | None = None,
     auth = ""
     if htpasswd is not None:
         auth = f"auth:\n  htpasswd:\n    realm: dockyard-test\n    path: {htpasswd}\n"
+    elif token is not None:
+        auth = (f"auth:\n  token:\n    realm: {token.realm}\n    service: {token.service}\n"
+                f"    issuer: {token.issuer}\n    rootcertbundle: {token.rootcertbundle}\n")
     config = base / "config.yml"
     config.write_text(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n"

@@ -1,0 +1,135 @@
+"""dockyard-registry: serve the registry, as the reference's `registry serve` does.
+
+    dockyard-registry serve [config.yml] [--addr 127.0.0.1:5000] [--root DIR] [--delete]
+    dockyard-registry --version
+
+Command-line flags override the config file. The process serves until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import ssl
+import sys
+from dataclasses import replace
+from importlib import metadata
+
+from aiohttp import web
+
+from dockyard.registry.config import Config, ConfigError, load
+from dockyard.registry.server import make_app
+from dockyard.registry.storage.blobs import RegistryStore
+from dockyard.registry.storage.filesystem import FilesystemDriver
+
+_LEVELS = {"error": logging.ERROR, "warn": logging.WARNING, "info": logging.INFO,
+           "debug": logging.DEBUG}
+
+
+def version() -> str:
+    try:
+        return metadata.version("dockyard")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def ssl_context(config: Config) -> ssl.SSLContext | None:
+    if config.tls is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(config.tls.certificate, config.tls.key)
+    return ctx
+
+
+def access_for(config: Config):  # -> an access controller, or None for open access
+    """The controller `auth:` names: htpasswd (Basic) or token (Bearer JWTs signed by a key
+    whose certificate is in `rootcertbundle`)."""
+    from dockyard.registry.auth.access import HtpasswdAccess, TokenAccess
+    from dockyard.registry.auth.htpasswd import Htpasswd
+    from dockyard.registry.auth.token import TokenVerifier
+
+    if config.htpasswd is not None:
+        return HtpasswdAccess(Htpasswd(config.htpasswd.path), config.htpasswd.realm)
+    if config.token is not None:
+        from cryptography import x509
+
+        t = config.token
+        try:
+            with open(t.rootcertbundle, "rb") as f:
+                certs = x509.load_pem_x509_certificates(f.read())
+        except ValueError as e:
+            raise ConfigError(f"auth.token.rootcertbundle: {e}") from None
+        verifier = TokenVerifier([c.public_key() for c in certs], t.issuer, t.service)
+        return TokenAccess(verifier, t.realm, t.service)
+    return None
+
+
+async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
+    store = RegistryStore(FilesystemDriver(config.rootdirectory))
+    app = make_app(store, access=access_for(config), delete_enabled=config.delete_enabled,
+                   log=logging.getLogger("dockyard.registry"))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = config.host_port()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context(config))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await site.start()
+        scheme = "https" if config.tls else "http"
+        print(f"dockyard-registry {version()} listening on {scheme}://{host}:{port} "
+              f"(root {config.rootdirectory})", file=sys.stderr, flush=True)
+        if ready is not None:
+            ready.set()
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dockyard-registry",
+                                     description="an OCI distribution registry")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    sub = parser.add_subparsers(dest="command")
+    s = sub.add_parser("serve", help="serve the registry")
+    s.add_argument("config", nargs="?", help="config.yml, as the reference registry's")
+    s.add_argument("--addr", help="listen on [host]:port (overrides http.addr)")
+    s.add_argument("--root", help="storage root directory (overrides "
+                                  "storage.filesystem.rootdirectory)")
+    s.add_argument("--delete", action="store_true", help="enable deletes")
+    args = parser.parse_args(argv)
+    if args.version:
+        print(f"dockyard-registry {version()}")
+        return 0
+    if args.command != "serve":
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        config = load(args.config) if args.config else Config()
+        if args.addr:
+            config = replace(config, addr=args.addr)
+        if args.root:
+            config = replace(config, rootdirectory=args.root)
+        if args.delete:
+            config = replace(config, delete_enabled=True)
+        config.host_port()
+    except (ConfigError, OSError) as e:
+        print(f"dockyard-registry: {e}", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=_LEVELS[config.log_level], stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(serve(config))
+    except (ConfigError, OSError, ssl.SSLError) as e:
+        print(f"dockyard-registry: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,7 +1,15 @@
 """dockyard-registry: serve the registry, as the reference's `registry serve` does.
 
     dockyard-registry serve [config.yml] [--addr 127.0.0.1:5000] [--root DIR] [--delete]
+    dockyard-registry garbage-collect [config.yml] [--root DIR] [--dry-run] [--delete-untagged]
+    dockyard-registry token-server --addr HOST:PORT --key KEY.pem --issuer NAME --service NAME
+                                   [--htpasswd FILE] [--ttl SECONDS]
     dockyard-registry --version
+
+`token-server` is the token endpoint a registry with `auth: token:` sends clients to (its
+realm is `http(s)://HOST:PORT/token`); the registry trusts it through the certificate of KEY
+in its `rootcertbundle`. Users in the htpasswd file get what they ask for, anonymous ones
+pull only.
 
 Command-line flags override the config file. The process serves until SIGTERM or SIGINT.
 """
@@ -91,6 +99,50 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
         await runner.cleanup()
 
 
+def garbage_collect(args: argparse.Namespace) -> int:
+    """As `registry garbage-collect`: what is marked, what goes, and the totals."""
+    from dockyard.registry.gc import collect
+
+    try:
+        config = load(args.config) if args.config else Config()
+        root = args.root or config.rootdirectory
+        report = collect(FilesystemDriver(root), dry_run=args.dry_run,
+                         delete_untagged=args.delete_untagged)
+    except (ConfigError, OSError) as e:
+        print(f"dockyard-registry: {e}", file=sys.stderr)
+        return 1
+    for repo, digest in report.deleted_manifests:
+        print(f"{repo}: manifest eligible for deletion: {digest}")
+    for digest in report.deleted_blobs:
+        print(f"blob eligible for deletion: {digest}")
+    print(f"{len(report.marked)} blobs marked, {len(report.deleted_blobs)} blobs and "
+          f"{len(report.deleted_manifests)} manifests eligible for deletion"
+          + (" (dry run: nothing deleted)" if args.dry_run else
+             f", {report.bytes_freed} bytes freed"))
+    return 0
+
+
+def token_server(args: argparse.Namespace) -> int:
+    from cryptography.hazmat.primitives import serialization
+
+    from dockyard.registry.auth.htpasswd import Htpasswd
+    from dockyard.registry.auth.token import TokenIssuer
+    from dockyard.registry.auth.tokenserver import token_app
+
+    try:
+        with open(args.key, "rb") as f:
+            key = serialization.load_pem_private_key(f.read(), password=None)
+        host, _, port = args.addr.rpartition(":")
+        issuer = TokenIssuer(key, args.issuer, args.service, ttl=args.ttl)  # type: ignore[arg-type]
+        users = Htpasswd(args.htpasswd) if args.htpasswd else None
+        web.run_app(token_app(issuer, users), host=host or "127.0.0.1", port=int(port),
+                    print=lambda msg: print(msg, file=sys.stderr), access_log=None)
+    except (OSError, ValueError, TypeError) as e:
+        print(f"dockyard-registry: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dockyard-registry",
                                      description="an OCI distribution registry")
@@ -102,10 +154,26 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--root", help="storage root directory (overrides "
                                   "storage.filesystem.rootdirectory)")
     s.add_argument("--delete", action="store_true", help="enable deletes")
+    g = sub.add_parser("garbage-collect", help="delete blobs no manifest references")
+    g.add_argument("config", nargs="?")
+    g.add_argument("--root")
+    g.add_argument("-d", "--dry-run", action="store_true")
+    g.add_argument("-m", "--delete-untagged", action="store_true")
+    t = sub.add_parser("token-server", help="serve the token endpoint of bearer auth")
+    t.add_argument("--addr", required=True)
+    t.add_argument("--key", required=True, help="PEM private key (EC P-256 or RSA)")
+    t.add_argument("--issuer", required=True)
+    t.add_argument("--service", required=True)
+    t.add_argument("--htpasswd")
+    t.add_argument("--ttl", type=int, default=300)
     args = parser.parse_args(argv)
     if args.version:
         print(f"dockyard-registry {version()}")
         return 0
+    if args.command == "garbage-collect":
+        return garbage_collect(args)
+    if args.command == "token-server":
+        return token_server(args)
     if args.command != "serve":
         parser.print_help(sys.stderr)
         return 2

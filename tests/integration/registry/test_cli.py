@@ -5,23 +5,12 @@ driven by our client (a user pushes, anyone pulls, an anonymous push is refused)
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime
 import os
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from dockyard.distribution.auth import RegistryAuth
 from dockyard.distribution.credentials import Credentials
@@ -34,49 +23,12 @@ from dockyard.registry.auth.htpasswd import entry
 from dockyard.registry.storage.blobs import RegistryStore
 from dockyard.registry.storage.filesystem import FilesystemDriver
 from tests.conformance.snapshot_trees import scratch_dir
+from tests.integration.registry.processes import TOOL, process, signing_key
 from tests.refregistry import free_port
 
 pytestmark = pytest.mark.root
-TOOL = [sys.executable, "-m", "dockyard.registry.main"]
+
 BUSYBOX = "docker.io/library/busybox:latest"
-
-
-@contextlib.contextmanager
-def process(args: list[str], url: str) -> Iterator[None]:
-    proc = subprocess.Popen([*TOOL, *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=1).close()
-                break
-            except urllib.error.HTTPError:
-                break  # answering (401, 400): up
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "did not start"
-                time.sleep(0.05)
-        yield
-    finally:
-        proc.kill()
-        proc.wait(10)
-
-
-def signing_key(work: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "dockyard-token")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .sign(key, hashes.SHA256()))
-    (work / "key.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    (work / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return work / "key.pem", work / "cert.pem"
 
 
 def test_serve_with_its_own_token_server_then_collect_garbage() -> None:

@@ -21,8 +21,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -30,23 +28,10 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from tests.refdocker import ref_dockerd, unavailable  # noqa: E402
 
+from benchutil import nothing, timed  # noqa: E402
 from images_data import layer_info, make_docker_archive, make_layers, make_oci_layout  # noqa: E402
 
 TOOL = [sys.executable, "-m", "dockyard.image.tool"]
-
-
-def timed(cmd: list[str] | Callable[[], object]) -> float:
-    """Seconds a command (or a call) takes, after a sync that is not counted."""
-    subprocess.run(["sync"], check=True)
-    start = time.perf_counter()
-    if callable(cmd):
-        cmd()
-        return time.perf_counter() - start
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}")
-    return took
 
 
 def main() -> int:
@@ -73,7 +58,7 @@ def main() -> int:
         print(f"image: {len(layers)} layers, {gz:.0f} MB gzip, {tar:.0f} MB tar; "
               f"{args.runs} runs each", flush=True)
         reason = unavailable()
-        with ref_dockerd(work) if reason is None else _nothing() as ref:
+        with ref_dockerd(work) if reason is None else nothing() as ref:
             for n in range(args.runs):
                 sides = {
                     "dockyard": [*TOOL, "--root", str(work / f"ours-{n}"), "load", "-q", "-i",
@@ -113,14 +98,6 @@ def main() -> int:
             print(f"ratio dockyard / {ref_name}: {best['dockyard'] / best[ref_name]:.2f} "
                   f"(best of runs), {med:.2f} (medians)")
     return 0
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _remove_store(root: Path) -> None:

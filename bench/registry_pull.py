@@ -25,8 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,6 +34,7 @@ from tests.refdocker import ref_dockerd, unavailable  # noqa: E402
 from tests.refregistry import ref_registry  # noqa: E402
 from tests.refregistry import unavailable as registry_unavailable  # noqa: E402
 
+from benchutil import nothing, timed  # noqa: E402
 from images_data import layer_info, make_docker_archive, make_layers  # noqa: E402
 
 REPO_TAG = "bench/pull:v1"
@@ -56,20 +55,6 @@ def pull_into(root: Path, ref: str) -> None:
             with ImageLibrary(root) as lib:
                 await pull(lib, ref, session=session)
     asyncio.run(run())
-
-
-def timed(cmd: list[str] | Callable[[], object]) -> float:
-    """Seconds a command (or a call) takes, after a sync that is not counted."""
-    subprocess.run(["sync"], check=True)
-    start = time.perf_counter()
-    if callable(cmd):
-        cmd()
-        return time.perf_counter() - start
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {done.stderr or done.stdout}")
-    return took
 
 
 def main() -> int:
@@ -106,7 +91,7 @@ def main() -> int:
             print(f"image: {len(layers)} layers, {gz:.0f} MB gzip, {tar:.0f} MB tar, in "
                   f"docker-registry at {reg.host}; {args.runs} runs each", flush=True)
             reason = unavailable()
-            with ref_dockerd(work) if reason is None else _nothing() as docker:
+            with ref_dockerd(work) if reason is None else nothing() as docker:
                 for n in range(args.runs):
                     sides = {
                         OURS: [sys.executable, __file__, "--pull-into",
@@ -151,14 +136,6 @@ def report(results: dict[str, list[float]], gz: float, tar: float) -> None:
                 med = statistics.median(results[ours]) / statistics.median(results[ref_name])
                 print(f"ratio {ours} / {ref_name}: {best:.2f} (best of runs), "
                       f"{med:.2f} (medians)")
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 if __name__ == "__main__":

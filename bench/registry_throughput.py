@@ -29,6 +29,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from tests.refregistry import free_port, ref_registry  # noqa: E402
 from tests.refregistry import unavailable as registry_unavailable  # noqa: E402
 
+from benchutil import timed  # noqa: E402
 from images_data import layer_info, make_docker_archive, make_layers  # noqa: E402
 
 
@@ -58,14 +59,7 @@ def ours(tmp: Path) -> Iterator[str]:
 
 
 def skopeo(*args: str) -> float:
-    subprocess.run(["sync"], check=True)
-    start = time.perf_counter()
-    done = subprocess.run(["skopeo", "--insecure-policy", "copy", *args],
-                          capture_output=True, text=True)
-    took = time.perf_counter() - start
-    if done.returncode != 0:
-        raise SystemExit(f"skopeo copy {' '.join(args)}: {done.stderr}")
-    return took
+    return timed(["skopeo", "--insecure-policy", "copy", *args])
 
 
 def main() -> int:

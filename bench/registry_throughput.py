@@ -18,8 +18,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +26,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from tests.refregistry import free_port, ref_registry  # noqa: E402
 from tests.refregistry import unavailable as registry_unavailable  # noqa: E402
+from tests.waiting import wait_http  # noqa: E402
 
 from benchutil import timed  # noqa: E402
 from images_data import layer_info, make_docker_archive, make_layers  # noqa: E402
@@ -42,15 +41,7 @@ def ours(tmp: Path) -> Iterator[str]:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("dockyard-registry did not start") from None
-                time.sleep(0.05)
+        wait_http(f"http://127.0.0.1:{port}/v2/", proc, what="dockyard-registry")
         yield f"127.0.0.1:{port}"
     finally:
         proc.kill()

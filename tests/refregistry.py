@@ -13,13 +13,12 @@ import os
 import shutil
 import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.waiting import wait_http
 
 BINARY = "/usr/bin/docker-registry"
 
@@ -89,18 +88,8 @@ def ref_registry(tmp: Path, *, htpasswd: Path | None = None, token: TokenAuth | 
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     reg = RefRegistry(f"127.0.0.1:{port}", base / "data", log)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                urllib.request.urlopen(f"{reg.url}/v2/", timeout=1).close()
-                break
-            except urllib.error.HTTPError:
-                break  # 401 with auth on: it is up
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"docker-registry did not start: "
-                                       f"{log.read_text(errors='replace')[-2000:]}") from None
-                time.sleep(0.05)
+        wait_http(f"{reg.url}/v2/", proc, timeout=timeout, what="docker-registry",
+                  logs=lambda: log.read_text(errors="replace"))
         yield reg
     finally:
         proc.kill()

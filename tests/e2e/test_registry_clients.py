@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +24,7 @@ from dockyard.distribution.transfer import pull
 from dockyard.image.library import ImageLibrary
 from tests.refregistry import free_port, ref_registry
 from tests.refregistry import unavailable as registry_unavailable
+from tests.waiting import wait_http
 
 pytestmark = [pytest.mark.interop, pytest.mark.root]
 
@@ -58,16 +58,8 @@ def our_registry(root: Path) -> Iterator[str]:
                                 stdout=out, stderr=out, stdin=subprocess.DEVNULL,
                                 env={**os.environ, "PYTHONPATH": str(REPO / "src")})
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"http://{host}/v2/", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"dockyard-registry did not start: "
-                                       f"{log.read_text(errors='replace')[-2000:]}") from None
-                time.sleep(0.05)
+        wait_http(f"http://{host}/v2/", proc, what="dockyard-registry",
+                  logs=lambda: log.read_text(errors="replace"))
         yield host
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -4,12 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import ssl
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,27 +14,19 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from tests.waiting import wait_http
+
 TOOL = [sys.executable, "-m", "dockyard.registry.main"]
 
 
 @contextlib.contextmanager
 def process(args: list[str], url: str) -> Iterator[subprocess.Popen[bytes]]:
     """`dockyard-registry ARGS` until the test is done; up once `url` answers."""
-    context = ssl._create_unverified_context() if url.startswith("https") else None
     proc = subprocess.Popen([*TOOL, *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(url, timeout=1, context=context).close()
-                break
-            except urllib.error.HTTPError:
-                break  # answering (401, 400): up
-            except OSError:
-                assert proc.poll() is None, proc.stderr.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "did not start"
-                time.sleep(0.05)
+        wait_http(url, proc, what="dockyard-registry",
+                  logs=lambda: proc.stderr.read().decode() if proc.poll() is not None else "")
         yield proc
     finally:
         proc.kill()

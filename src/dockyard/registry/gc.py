@@ -30,6 +30,7 @@ registry. A blob lost there fails the push's manifest (BlobUnknown), never a sto
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -262,3 +263,34 @@ def _delete(driver: StorageDriver, path: str) -> None:
         driver.delete(path)
     except PathNotFound:
         pass
+
+
+def purge_uploads(driver: StorageDriver, *, older_than: timedelta = timedelta(days=7),
+                  dry_run: bool = False, now: datetime | None = None) -> list[tuple[str, str]]:
+    """Remove uploads started more than `older_than` ago (the reference registry's purge
+    of abandoned uploads, one week by default); a client coming back for one gets
+    BLOB_UPLOAD_UNKNOWN. Returns (repository, upload id) of each, removed or, in a dry run,
+    to be removed."""
+    now = now or datetime.now(UTC)
+    stale: list[tuple[str, str]] = []
+    for repo in repositories(driver):
+        uploads = posixpath.dirname(posixpath.dirname(
+            paths.path_for(paths.UploadStartedAt(repo, "x"))))
+        for upload_dir in _children(driver, uploads):
+            upload_id = posixpath.basename(upload_dir)
+            started = _started(driver, paths.path_for(paths.UploadStartedAt(repo, upload_id)),
+                               upload_dir)
+            if now - started > older_than:
+                stale.append((repo, upload_id))
+                if not dry_run:
+                    _delete(driver, upload_dir)
+    return stale
+
+
+def _started(driver: StorageDriver, startedat: str, upload_dir: str) -> datetime:
+    """When an upload began: its `startedat` file (RFC 3339), else the directory's time."""
+    try:
+        text = driver.get_content(startedat).decode().strip()
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (PathNotFound, ValueError, UnicodeDecodeError):
+        return driver.stat(upload_dir).mod_time

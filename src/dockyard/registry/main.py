@@ -2,6 +2,7 @@
 
     dockyard-registry serve [config.yml] [--addr 127.0.0.1:5000] [--root DIR] [--delete]
     dockyard-registry garbage-collect [config.yml] [--root DIR] [--dry-run] [--delete-untagged]
+                                      [--purge-uploads-after HOURS]
     dockyard-registry token-server --addr HOST:PORT --key KEY.pem --issuer NAME --service NAME
                                    [--htpasswd FILE] [--ttl SECONDS]
     dockyard-registry --version
@@ -101,16 +102,21 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
 
 def garbage_collect(args: argparse.Namespace) -> int:
     """As `registry garbage-collect`: what is marked, what goes, and the totals."""
-    from dockyard.registry.gc import collect
+    from datetime import timedelta
+
+    from dockyard.registry.gc import collect, purge_uploads
 
     try:
         config = load(args.config) if args.config else Config()
-        root = args.root or config.rootdirectory
-        report = collect(FilesystemDriver(root), dry_run=args.dry_run,
-                         delete_untagged=args.delete_untagged)
+        driver = FilesystemDriver(args.root or config.rootdirectory)
+        stale = purge_uploads(driver, older_than=timedelta(hours=args.purge_uploads_after),
+                              dry_run=args.dry_run)
+        report = collect(driver, dry_run=args.dry_run, delete_untagged=args.delete_untagged)
     except (ConfigError, OSError) as e:
         print(f"dockyard-registry: {e}", file=sys.stderr)
         return 1
+    for repo, upload in stale:
+        print(f"{repo}: upload eligible for purge: {upload}")
     for repo, digest in report.deleted_manifests:
         print(f"{repo}: manifest eligible for deletion: {digest}")
     for digest in report.deleted_blobs:
@@ -159,6 +165,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--root")
     g.add_argument("-d", "--dry-run", action="store_true")
     g.add_argument("-m", "--delete-untagged", action="store_true")
+    g.add_argument("--purge-uploads-after", type=float, default=168, metavar="HOURS",
+                   help="remove uploads started this long ago (168: the reference's week)")
     t = sub.add_parser("token-server", help="serve the token endpoint of bearer auth")
     t.add_argument("--addr", required=True)
     t.add_argument("--key", required=True, help="PEM private key (EC P-256 or RSA)")

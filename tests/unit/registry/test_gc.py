@@ -23,7 +23,7 @@ from dockyard.image.digest import of_bytes
 from dockyard.image.manifest import Index, Manifest
 from dockyard.registry import gc
 from dockyard.registry.storage import paths as p
-from dockyard.registry.storage.blobs import RegistryStore
+from dockyard.registry.storage.blobs import RegistryStore, UploadUnknown
 from dockyard.registry.storage.driver import PathNotFound, StorageDriver
 from dockyard.registry.storage.filesystem import FilesystemDriver
 from tests.integration.image.archives import docker_archive, layer_tar
@@ -267,3 +267,19 @@ def test_we_delete_what_docker_registry_garbage_collect_deletes(
     report = gc.collect(ours.driver, delete_untagged=delete_untagged, now=LATER)
     assert report.deleted_blobs
     assert state(ours.driver) == state(FilesystemDriver(tmp_path / "theirs"))
+
+
+def test_abandoned_uploads_are_purged_after_a_week(store: RegistryStore) -> None:
+    image(store, "app", [b"layer"], tag="v1")
+    old, fresh = store.start_upload("app"), store.start_upload("app")
+    later = datetime.now(UTC) + timedelta(days=7, hours=1)
+    fresh_start = store.driver.get_content(p.path_for(p.UploadStartedAt("app", fresh)))
+    store.driver.put_content(p.path_for(p.UploadStartedAt("app", fresh)),
+                             later.strftime("%Y-%m-%dT%H:%M:%SZ").encode())
+    assert gc.purge_uploads(store.driver, now=later, dry_run=True) == [("app", old)]
+    assert store.upload_size("app", old) == 0  # a dry run keeps it
+    assert gc.purge_uploads(store.driver, now=later) == [("app", old)]
+    with pytest.raises(UploadUnknown, match="no upload"):
+        store.upload_size("app", old)
+    assert store.upload_size("app", fresh) == 0 and fresh_start
+    assert gc.purge_uploads(store.driver) == []  # nothing is a week old now

@@ -18,7 +18,9 @@ Other keys the reference knows are ignored; a wrong type for a key we read is Co
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +56,33 @@ class TokenAuth:
 
 
 @dataclass(frozen=True)
+class UploadPurging:
+    """storage.maintenance.uploadpurging: abandoned uploads older than `age` are removed
+    every `interval` (the reference's defaults: on, a week, a day)."""
+
+    enabled: bool = True
+    age: timedelta = timedelta(hours=168)
+    interval: timedelta = timedelta(hours=24)
+    dryrun: bool = False
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|ms|m|s)")
+
+
+def duration(text: object, where: str) -> timedelta:
+    """A Go duration ("168h", "1h30m", "90s", "500ms")."""
+    if not isinstance(text, str) or not text:
+        raise ConfigError(f"{where}: want a duration like 24h or 30m")
+    if text == "0":
+        return timedelta(0)
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+    parts = _DURATION.findall(text)
+    if "".join(n + u for n, u in parts) != text:
+        raise ConfigError(f"{where}: {text!r} is not a duration like 24h or 30m")
+    return timedelta(seconds=sum(float(n) * units[u] for n, u in parts))
+
+
+@dataclass(frozen=True)
 class Config:
     version: str = "0.1"
     log_level: str = "info"
@@ -63,6 +92,7 @@ class Config:
     tls: TLS | None = None
     htpasswd: HtpasswdAuth | None = None
     token: TokenAuth | None = None
+    upload_purging: UploadPurging = field(default_factory=UploadPurging)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def host_port(self) -> tuple[str, int]:
@@ -110,6 +140,19 @@ def parse(text: str) -> Config:
     enabled = delete.get("enabled", False)
     if not isinstance(enabled, bool):
         raise ConfigError("storage.delete.enabled: want true or false")
+    purging = _section(_section(storage, "maintenance", "storage."), "uploadpurging",
+                       "storage.maintenance.")
+    where = "storage.maintenance.uploadpurging."
+    for flag in ("enabled", "dryrun"):
+        if not isinstance(purging.get(flag, False), bool):
+            raise ConfigError(f"{where}{flag}: want true or false")
+    upload_purging = UploadPurging(
+        enabled=purging.get("enabled", True),
+        age=duration(purging["age"], where + "age") if "age" in purging
+        else UploadPurging.age,
+        interval=duration(purging["interval"], where + "interval") if "interval" in purging
+        else UploadPurging.interval,
+        dryrun=purging.get("dryrun", False))
     http = _section(doc, "http", "")
     tls_section = _section(http, "tls", "http.")
     tls = None
@@ -132,7 +175,7 @@ def parse(text: str) -> Config:
     return Config(version=_str(doc, "version", "", "0.1"), log_level=level,
                   rootdirectory=_str(fs, "rootdirectory", "storage.filesystem.", DEFAULT_ROOT),
                   delete_enabled=enabled, addr=_str(http, "addr", "http.", DEFAULT_ADDR),
-                  tls=tls, htpasswd=htpasswd, token=token,
+                  tls=tls, htpasswd=htpasswd, token=token, upload_purging=upload_purging,
                   extra={k: v for k, v in doc.items() if k not in known})
 
 

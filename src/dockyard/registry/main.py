@@ -88,6 +88,8 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    purger = (asyncio.ensure_future(purge_uploads_every(store, config))
+              if config.upload_purging.enabled else None)
     try:
         await site.start()
         scheme = "https" if config.tls else "http"
@@ -97,7 +99,28 @@ async def serve(config: Config, ready: asyncio.Event | None = None) -> None:
             ready.set()
         await stop.wait()
     finally:
+        if purger is not None:
+            purger.cancel()
         await runner.cleanup()
+
+
+async def purge_uploads_every(store: RegistryStore, config: Config) -> None:
+    """storage.maintenance.uploadpurging: abandoned uploads go, once now and then every
+    interval, as the reference registry's purger does."""
+    from dockyard.registry.gc import purge_uploads
+
+    p = config.upload_purging
+    log = logging.getLogger("dockyard.registry")
+    while True:
+        try:
+            stale = await asyncio.to_thread(purge_uploads, store.driver, older_than=p.age,
+                                            dry_run=p.dryrun)
+            for repo, upload in stale:
+                log.info("upload purge%s: %s %s", " (dry run)" if p.dryrun else "", repo,
+                         upload)
+        except OSError as e:
+            log.warning("upload purge failed: %s", e)
+        await asyncio.sleep(p.interval.total_seconds())
 
 
 def garbage_collect(args: argparse.Namespace) -> int:

@@ -81,3 +81,32 @@ def test_serve_with_its_own_token_server_then_collect_garbage() -> None:
         assert "1 blobs and 0 manifests eligible for deletion, " in real
         assert not store.blob_exists("team/box", orphan)
         assert store.tags("team/box") == ["v1"]
+
+
+def test_serve_purges_abandoned_uploads_on_its_own() -> None:
+    with scratch_dir("dyt-regpurge-") as work:
+        port = free_port()
+        (work / "config.yml").write_text(
+            f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {work / 'data'}\n"
+            "  maintenance:\n    uploadpurging:\n      age: 1s\n      interval: 200ms\n"
+            f"http:\n  addr: 127.0.0.1:{port}\n")
+        base = f"http://127.0.0.1:{port}"
+
+        async def abandon() -> str:
+            async with aiohttp.ClientSession() as s:
+                r = await s.post(f"{base}/v2/purge/app/blobs/uploads/")
+                assert r.status == 202
+                return r.headers["Location"]
+
+        async def status(location: str) -> int:
+            async with aiohttp.ClientSession() as s:
+                r = await s.get(base + location if location.startswith("/") else location)
+                return r.status
+
+        with process(["serve", str(work / "config.yml")], f"{base}/v2/"):
+            location = asyncio.run(abandon())
+            assert asyncio.run(status(location)) == 204
+            deadline = time.monotonic() + 10
+            while asyncio.run(status(location)) != 404:
+                assert time.monotonic() < deadline, "the upload was never purged"
+                time.sleep(0.2)

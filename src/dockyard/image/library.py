@@ -238,7 +238,7 @@ class ImageLibrary:
         with self.lease() as lease:
             chain = unpack(self.snapshotter, resolved.layers,
                            open_layer or from_store(self.content), threads=threads,
-                           hold=self.hold_snapshot(lease))
+                           hold=self.hold_snapshot(lease), verified=open_layer is None)
             if chain is not None:
                 self.label(resolved.manifest.config.digest,
                            {f"{GC_SNAPSHOT}.{self.snapshotter_name}": chain})

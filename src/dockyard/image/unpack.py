@@ -67,11 +67,14 @@ def from_store(content: Provider) -> Opener:
 
 
 def unpack(snapshotter: Snapshotter, layers: Sequence[Layer], open_layer: Opener, *,
-           threads: int = 2, hold: Hold | None = None) -> Digest | None:
+           threads: int = 2, hold: Hold | None = None,
+           verified: bool = False) -> Digest | None:
     """Make chainID(layers) a committed snapshot; return it (None for no layers).
 
     `hold(key)` is called with every snapshot key and name before it is made, so the caller
-    can put it in a lease that keeps a garbage collection off it meanwhile.
+    can put it in a lease that keeps a garbage collection off it meanwhile. `verified` says
+    the blobs' digests were checked already (the content store does, at commit): only the
+    diff IDs are then computed.
     """
     if not layers:
         return None
@@ -79,7 +82,7 @@ def unpack(snapshotter: Snapshotter, layers: Sequence[Layer], open_layer: Opener
     if _committed(snapshotter, chain[-1]):
         return chain[-1]
     todo = [i for i, c in enumerate(chain) if not _committed(snapshotter, c)]
-    job = _Unpack(snapshotter, layers, chain, open_layer, hold or (lambda key: None))
+    job = _Unpack(snapshotter, layers, chain, open_layer, hold or (lambda key: None), verified)
     if getattr(snapshotter, "rebase", False) and threads > 1 and len(todo) > 1:
         job.side_by_side(todo, threads)
     else:
@@ -90,9 +93,9 @@ def unpack(snapshotter: Snapshotter, layers: Sequence[Layer], open_layer: Opener
 
 class _Unpack:
     def __init__(self, snapshotter: Snapshotter, layers: Sequence[Layer], chain: list[Digest],
-                 open_layer: Opener, hold: Hold) -> None:
+                 open_layer: Opener, hold: Hold, verified: bool) -> None:
         self.sn, self.layers, self.chain = snapshotter, layers, chain
-        self.open_layer, self.hold = open_layer, hold
+        self.open_layer, self.hold, self.verified = open_layer, hold, verified
         self.prefix = f"extract-{uuid.uuid4().hex[:12]}"
 
     def key(self, i: int) -> str:
@@ -109,8 +112,10 @@ class _Unpack:
             whiteouts = "overlay" if overlay or (rebased and i) else "delete"
             layer = self.layers[i]
             with self.open_layer(layer) as stream:
+                d = layer.descriptor.digest
                 return apply_layer(target, stream, whiteouts=whiteouts,
-                                   expected_digest=layer.descriptor.digest,
+                                   expected_digest=None if self.verified else d,
+                                   trusted_digest=d if self.verified else None,
                                    expected_diff_id=layer.diff_id)
         except BaseException:
             _discard(self.sn, key)

@@ -428,3 +428,13 @@ def test_no_descriptor_or_thread_is_left_behind(root: Path) -> None:
         apply(root, layer(file("big", os.urandom(3 * CHUNK)), compression="gzip")[:50_000])
     assert set(os.listdir("/proc/self/fd")) == before
     assert threading.active_count() == threads
+
+
+def test_a_trusted_digest_is_not_hashed_again_but_the_diff_id_is(root: Path) -> None:
+    tar = layer(file("f", b"y"))
+    blob = layer(file("f", b"y"), compression="gzip")
+    vouched = sha256(b"what the content store checked")
+    applied = apply(root, blob, trusted_digest=vouched, expected_diff_id=sha256(tar))
+    assert applied.digest == vouched and applied.size == len(blob)
+    with pytest.raises(DigestMismatch, match="diff_id mismatch"):
+        apply(root, blob, trusted_digest=vouched, expected_diff_id=sha256(b"other"))

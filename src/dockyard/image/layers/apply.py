@@ -43,7 +43,7 @@ PREFETCH = 8  # chunks read ahead: enough to ride out a burst of small files
 def apply_layer(root: str | os.PathLike[str], stream: BinaryIO, *,
                 compression: str | None = None, whiteouts: str = "overlay",
                 expected_digest: str | None = None, expected_diff_id: str | None = None,
-                same_owner: bool = True) -> Applied:
+                same_owner: bool = True, trusted_digest: str | None = None) -> Applied:
     """Unpack the layer in `stream` into the directory `root`.
 
     compression: "", "gzip", "zstd", or None to tell from the first bytes.
@@ -51,6 +51,9 @@ def apply_layer(root: str | os.PathLike[str], stream: BinaryIO, *,
                  whiteout devices and opaque directories) or "delete" (root holds a copy of
                  the layers below: deletions are carried out).
     same_owner:  take owners from the tar (as root does); False leaves files to the caller.
+    trusted_digest: the stream's digest, vouched for by the caller (a content store checks
+                 a blob when it is committed): the stream is then not hashed again, and
+                 this is the digest returned. The diff ID is always computed.
 
     Raises InvalidArgument for a stream that is cut short or corrupt, or a member that
     cannot be made (a hard link to nothing); DigestMismatch, after the whole pass, when the
@@ -63,13 +66,14 @@ def apply_layer(root: str | os.PathLike[str], stream: BinaryIO, *,
     tar_hash = hashlib.new(want_diff_id.algorithm if want_diff_id else "sha256")
     with HashThread() as hashes:
         source = HashingReader(stream, want_digest.algorithm if want_digest else "sha256",
-                               hashes)
+                               hashes, hashing=trusted_digest is None)
         head = _read_head(source)
         decoded = decompressor(_Prefixed(head, source),
                                detect(head) if compression is None else compression)
         with Prefetch(_chunks(decoded, tar_hash, hashes)) as chunks:
             _unpack(root, chunks, whiteouts == "overlay", same_owner)
-    applied = Applied(source.digest(), from_hasher(tar_hash), source.count, chunks.total)
+    applied = Applied(Digest(trusted_digest) if trusted_digest else source.digest(),
+                      from_hasher(tar_hash), source.count, chunks.total)
     if want_digest is not None and applied.digest != want_digest:
         raise DigestMismatch(f"layer digest mismatch: expected {want_digest}, "
                              f"got {applied.digest}")

@@ -61,11 +61,12 @@ class HashingReader(io.RawIOBase):
     out; with `hashes`, the digest is known once `hashes` is done."""
 
     def __init__(self, source: BinaryIO, algorithm: str = "sha256",
-                 hashes: HashThread | None = None) -> None:
+                 hashes: HashThread | None = None, *, hashing: bool = True) -> None:
         self.source = source
         self.hasher = hashlib.new(algorithm)
         self.count = 0
         self._hashes = hashes
+        self._hashing = hashing  # False: count only (a stream whose digest is vouched for)
 
     def readable(self) -> bool:
         return True
@@ -73,7 +74,9 @@ class HashingReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(size)
         if data:
-            if self._hashes is None:
+            if not self._hashing:
+                pass
+            elif self._hashes is None:
                 self.hasher.update(data)
             else:
                 self._hashes.update(self.hasher, bytes(data))

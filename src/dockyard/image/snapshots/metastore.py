@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from dockyard.image.content.filters import label_lookup, match, parse_all
+from dockyard.image.content.metadata import dump_labels, validate_labels
 from dockyard.image.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -41,7 +42,6 @@ from dockyard.image.errors import (
 from dockyard.image.snapshots import EPOCH, Info, Kind, Usage
 
 SCHEMA_VERSION = 1
-MAX_LABEL_BYTES = 4096  # key + value, as containerd limits them
 
 _SCHEMA = ("""
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -81,26 +81,6 @@ class Snapshot:
     parent_ids: tuple[str, ...] = ()
 
 
-def check_labels(labels: Mapping[str, str] | None, owner: str) -> dict[str, str]:
-    """Labels are short strings; say which of `owner`'s is wrong and why."""
-    out: dict[str, str] = {}
-    for key, value in (labels or {}).items():
-        if not isinstance(key, str) or not key:
-            raise InvalidArgument(f"label key {key!r} of snapshot {owner}: must be a non-empty "
-                                  "string")
-        if not isinstance(value, str):
-            raise InvalidArgument(f"label {key} of snapshot {owner}: {value!r} is not a string")
-        if len(key.encode()) + len(value.encode()) > MAX_LABEL_BYTES:
-            raise InvalidArgument(f"label {key} of snapshot {owner}: key and value exceed "
-                                  f"{MAX_LABEL_BYTES} bytes")
-        out[key] = value
-    return out
-
-
-def _dump(labels: Mapping[str, str]) -> str:
-    return json.dumps(dict(sorted(labels.items())), separators=(",", ":"))
-
-
 def _time(ns: int) -> datetime:
     """Exact to the microsecond, as a float division would not be."""
     return EPOCH + timedelta(microseconds=ns // 1000)
@@ -137,14 +117,14 @@ class Transaction:
         """Insert an active snapshot or a view on `parent`, which must be committed."""
         if not key:
             raise InvalidArgument("snapshot key must not be empty")
-        checked = check_labels(labels, key)
+        checked = validate_labels(labels or {}, f"snapshot {key}")
         parent_id = self._committed(parent, key) if parent else None
         now = time.time_ns()
         try:
             cur = self.db.execute(
                 "INSERT INTO snapshots (key, kind, parent, created_at, updated_at, labels) "
                 "VALUES (?, ?, ?, ?, ?, ?)", (key, str(kind), parent_id, now, now,
-                                               _dump(checked)))
+                                               dump_labels(checked)))
         except sqlite3.IntegrityError as e:
             raise AlreadyExists(f"snapshot {key} already exists") from e
         return self._snapshot(self._row_by_id(cur.lastrowid))
@@ -159,7 +139,7 @@ class Transaction:
         `parent` rebases a snapshot prepared without one onto that committed snapshot."""
         if not name:
             raise InvalidArgument(f"commit of snapshot {key}: the name must not be empty")
-        checked = check_labels(labels, name)
+        checked = validate_labels(labels or {}, f"snapshot {name}")
         if self.db.execute("SELECT 1 FROM snapshots WHERE key = ?", (name,)).fetchone():
             raise AlreadyExists(f"snapshot {name} already exists")
         row = self._row(key)
@@ -172,7 +152,7 @@ class Transaction:
         self.db.execute(
             "UPDATE snapshots SET key = ?, kind = ?, created_at = ?, updated_at = ?, "
             "labels = ?, size = ?, inodes = ? WHERE id = ?",
-            (name, str(Kind.COMMITTED), now, now, _dump(checked), usage.size, usage.inodes,
+            (name, str(Kind.COMMITTED), now, now, dump_labels(checked), usage.size, usage.inodes,
              row[0]))
         return Snapshot(str(row[0]), Kind.COMMITTED, self._snapshot(row).parent_ids)
 
@@ -223,9 +203,9 @@ class Transaction:
             else:
                 raise InvalidArgument(f"cannot update field {path!r} of snapshot {info.name}: "
                                       "only labels are mutable")
-        checked = check_labels(labels, info.name)
+        checked = validate_labels(labels or {}, f"snapshot {info.name}")
         self.db.execute("UPDATE snapshots SET labels = ?, updated_at = ? WHERE id = ?",
-                        (_dump(checked), time.time_ns(), row[0]))
+                        (dump_labels(checked), time.time_ns(), row[0]))
         return _info(self._row_by_id(row[0]))
 
     def walk(self, filters: Sequence[str]) -> list[Info]:

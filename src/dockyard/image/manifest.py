@@ -102,8 +102,26 @@ def _common_json(media_type: str, artifact_type: str | None, subject: Descriptor
     return out
 
 
+class _Document:
+    """What a manifest and an index share: the bytes we write, and their descriptor."""
+
+    media_type: str
+    artifact_type: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        return jf.dump(self.to_json())
+
+    def descriptor(self, **fields: Any) -> Descriptor:
+        """The descriptor of `to_bytes()`, to put in an index or a store."""
+        return Descriptor.of(self.media_type, self.to_bytes(),
+                             artifact_type=self.artifact_type, **fields)
+
+
 @dataclass(frozen=True)
-class Manifest:
+class Manifest(_Document):
     """One image (or artifact): its config and its layers, base layer first."""
 
     config: Descriptor
@@ -126,14 +144,6 @@ class Manifest:
         out["layers"] = [d.to_json() for d in self.layers]
         return out
 
-    def to_bytes(self) -> bytes:
-        return jf.dump(self.to_json())
-
-    def descriptor(self, **fields: Any) -> Descriptor:
-        """The descriptor of `to_bytes()`, to put in an index or a store."""
-        return Descriptor.of(self.media_type, self.to_bytes(),
-                             artifact_type=self.artifact_type, **fields)
-
     @classmethod
     def from_json(cls, obj: object, where: str = "manifest") -> Manifest:
         o = jf.expect_object(obj, where)
@@ -154,7 +164,7 @@ class Manifest:
 
 
 @dataclass(frozen=True)
-class Index:
+class Index(_Document):
     """Several manifests (an image per platform, or artifacts), as an OCI index or a Docker
     manifest list."""
 
@@ -175,14 +185,6 @@ class Index:
         out = _common_json(self.media_type, self.artifact_type, self.subject, self.annotations)
         out["manifests"] = [d.to_json() for d in self.manifests]
         return out
-
-    def to_bytes(self) -> bytes:
-        return jf.dump(self.to_json())
-
-    def descriptor(self, **fields: Any) -> Descriptor:
-        """The descriptor of `to_bytes()`."""
-        return Descriptor.of(self.media_type, self.to_bytes(),
-                             artifact_type=self.artifact_type, **fields)
 
     @classmethod
     def from_json(cls, obj: object, where: str = "index") -> Index:

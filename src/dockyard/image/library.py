@@ -124,8 +124,11 @@ class ImageLibrary:
                  digest: str | None = None) -> Descriptor:
         """Store a manifest, index or config given as bytes (digests are over the bytes;
         `digest`, when given, is checked, and says the algorithm: sha256 or sha512)."""
-        digest = Digest(digest) if digest is not None else of_bytes(data)
-        verify(data, digest, len(data))
+        if digest is None:
+            digest = of_bytes(data)
+        else:  # checked here too: a blob already stored is not written (nor hashed) again
+            verify(data, digest, len(data))
+        digest = Digest(digest)
         self.leases.add_resource(lease, Resource.content(digest))
         if not self._has(digest, len(data)):
             ref = f"json-{digest}"

@@ -87,7 +87,8 @@ def unpack(snapshotter: Snapshotter, layers: Sequence[Layer], open_layer: Opener
         job.side_by_side(todo, threads)
     else:
         for i in todo:
-            job.commit(i, job.extract(i, parent=chain[i - 1] if i else ""), rebase=False)
+            job.extract(i, parent=chain[i - 1] if i else "")
+            job.commit(i, rebase=False)
     return chain[-1]
 
 
@@ -121,7 +122,7 @@ class _Unpack:
             _discard(self.sn, key)
             raise
 
-    def commit(self, i: int, _applied: Applied, rebase: bool) -> None:
+    def commit(self, i: int, rebase: bool) -> None:
         key, name = self.key(i), self.chain[i]
         self.hold(name)
         try:
@@ -139,7 +140,8 @@ class _Unpack:
                 i: pool.submit(self.extract, i, "", True) for i in todo}
             try:
                 for i in todo:
-                    self.commit(i, futures[i].result(), rebase=True)
+                    futures[i].result()  # raises what the extract raised
+                    self.commit(i, rebase=True)
             except BaseException:
                 for f in futures.values():
                     f.cancel()

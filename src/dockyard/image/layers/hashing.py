@@ -74,12 +74,11 @@ class HashingReader(io.RawIOBase):
     def read(self, size: int = -1) -> bytes:
         data = self.source.read(size)
         if data:
-            if not self._hashing:
-                pass
-            elif self._hashes is None:
-                self.hasher.update(data)
-            else:
-                self._hashes.update(self.hasher, bytes(data))
+            if self._hashing:
+                if self._hashes is None:
+                    self.hasher.update(data)
+                else:
+                    self._hashes.update(self.hasher, bytes(data))
             self.count += len(data)
         return data or b""
 

@@ -14,9 +14,11 @@ nothing is visible before the digest and size have been checked.
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any, BinaryIO, Protocol
+from urllib.parse import quote
 
 import aiohttp
 
@@ -280,8 +282,6 @@ def _content_type(resp: aiohttp.ClientResponse) -> str:
 
 
 def _sniff(data: bytes) -> str:
-    import json
-
     try:
         doc = json.loads(data)
     except ValueError:
@@ -308,8 +308,6 @@ def _absolute(base: str, location: str) -> str:
 
 
 def _with_digest(url: str, digest: str) -> str:
-    from urllib.parse import quote
-
     return url + ("&" if "?" in url else "?") + f"digest={quote(digest, safe='')}"
 
 

@@ -44,17 +44,15 @@ async def first_answering(hosts: RegistryHosts, domain: str,
     endpoints = [e for e in hosts.endpoints(domain) if not (push and e.pull_only)]
     if not endpoints:
         raise InvalidArgument(f"no endpoint to push to {domain}: only pull mirrors")
-    for i, endpoint in enumerate(endpoints):
-        last = i == len(endpoints) - 1
+    for endpoint in endpoints[:-1]:
         try:
             return await attempt(endpoint)
         except UNREACHABLE:
-            if last:
-                raise
+            continue
         except RegistryError as e:
-            if last or not endpoint.is_mirror or e.status in (401, 403):
+            if not endpoint.is_mirror or e.status in (401, 403):
                 raise
-    raise AssertionError("unreachable")
+    return await attempt(endpoints[-1])
 
 
 @dataclass(frozen=True)

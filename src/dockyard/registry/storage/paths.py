@@ -29,16 +29,17 @@ from dataclasses import dataclass
 
 from dockyard.image.digest import Digest
 from dockyard.image.errors import InvalidArgument
+from dockyard.registry import routes
 from dockyard.registry.storage.driver import InvalidPath
 
 ROOT = "/docker/registry/v2"
 
 # The distribution reference grammar: path components of lowercase alphanumerics joined by
 # separators, at most 255 characters in all; a tag is 1 to 128 word characters, . and -.
-_NAME_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*")
-_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
+_NAME_COMPONENT = re.compile(routes.NAME_COMPONENT)
+_TAG = re.compile(routes.TAG)
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-MAX_NAME = 255
+MAX_NAME = routes.NAME_MAX
 
 
 def check_name(name: str) -> str:

@@ -3,10 +3,12 @@ for a reference that is not installed."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 
 def timed(cmd: list[str] | Callable[[], object]) -> float:
@@ -27,3 +29,15 @@ def timed(cmd: list[str] | Callable[[], object]) -> float:
 def nothing() -> Iterator[None]:
     """In place of a reference daemon that is not available: the side is skipped."""
     yield None
+
+
+def image_parser(doc: str, mb: int) -> argparse.ArgumentParser:
+    """The options of the image benchmarks: runs, image size (MiB of content) and layers,
+    where to work and where generated layers are cached."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--mb", type=int, default=mb)
+    ap.add_argument("--layers", type=int, default=5)
+    ap.add_argument("--dir", type=Path, default=Path("/var/tmp"))
+    ap.add_argument("--cache", type=Path, default=Path("/var/tmp/dockyard-bench-layers"))
+    return ap

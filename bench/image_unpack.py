@@ -14,7 +14,6 @@ clock of the whole command, interpreter start included.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
@@ -28,20 +27,14 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from tests.refdocker import ref_dockerd, unavailable  # noqa: E402
 
-from benchutil import nothing, timed  # noqa: E402
+from benchutil import image_parser, nothing, timed  # noqa: E402
 from images_data import layer_info, make_docker_archive, make_layers, make_oci_layout  # noqa: E402
 
 TOOL = [sys.executable, "-m", "dockyard.image.tool"]
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--mb", type=int, default=500)
-    ap.add_argument("--layers", type=int, default=5)
-    ap.add_argument("--dir", type=Path, default=Path("/var/tmp"))
-    ap.add_argument("--cache", type=Path, default=Path("/var/tmp/dockyard-bench-layers"))
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap = image_parser(__doc__, mb=500)
     args = ap.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("image_unpack: needs root")

@@ -34,7 +34,7 @@ from tests.refdocker import ref_dockerd, unavailable  # noqa: E402
 from tests.refregistry import ref_registry  # noqa: E402
 from tests.refregistry import unavailable as registry_unavailable  # noqa: E402
 
-from benchutil import nothing, timed  # noqa: E402
+from benchutil import image_parser, nothing, timed  # noqa: E402
 from images_data import layer_info, make_docker_archive, make_layers  # noqa: E402
 
 REPO_TAG = "bench/pull:v1"
@@ -58,12 +58,7 @@ def pull_into(root: Path, ref: str) -> None:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--mb", type=int, default=250)
-    ap.add_argument("--layers", type=int, default=5)
-    ap.add_argument("--dir", type=Path, default=Path("/var/tmp"))
-    ap.add_argument("--cache", type=Path, default=Path("/var/tmp/dockyard-bench-layers"))
+    ap = image_parser(__doc__, mb=250)
     ap.add_argument("--pull-into", nargs=2, metavar=("ROOT", "REF"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.pull_into:

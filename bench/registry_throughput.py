@@ -11,7 +11,6 @@ storage is on the same file system for both, and pulls into a new OCI layout dir
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import shutil
 import statistics
@@ -28,7 +27,7 @@ from tests.refregistry import free_port, ref_registry  # noqa: E402
 from tests.refregistry import unavailable as registry_unavailable  # noqa: E402
 from tests.waiting import wait_http  # noqa: E402
 
-from benchutil import timed  # noqa: E402
+from benchutil import image_parser, timed  # noqa: E402
 from images_data import layer_info, make_docker_archive, make_layers  # noqa: E402
 
 
@@ -54,12 +53,7 @@ def skopeo(*args: str) -> float:
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--mb", type=int, default=250)
-    ap.add_argument("--layers", type=int, default=5)
-    ap.add_argument("--dir", type=Path, default=Path("/var/tmp"))
-    ap.add_argument("--cache", type=Path, default=Path("/var/tmp/dockyard-bench-layers"))
+    ap = image_parser(__doc__, mb=250)
     args = ap.parse_args()
     reason = registry_unavailable()
     if reason or not shutil.which("skopeo"):

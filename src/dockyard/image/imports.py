@@ -8,7 +8,6 @@ layer is written in a fixed order, so the same busybox gives the same image ID e
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -20,15 +19,13 @@ from typing import Any, BinaryIO
 from dockyard.bootstrap import busybox
 from dockyard.image import mediatypes as mt
 from dockyard.image import platforms, reference
-from dockyard.image.digest import Digest
-from dockyard.image.layers.compression import decompressor, detect
+from dockyard.image.layers.compression import detect
 from dockyard.image.layers.diff import write_diff
 from dockyard.image.library import ImageLibrary
 from dockyard.image.manifest import Descriptor
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BOOTSTRAP_NAMES = ("busybox:latest",)
-CHUNK = 1 << 20
 
 
 def image_config(diff_ids: Sequence[str], *, created: str, created_by: str,
@@ -48,15 +45,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _uncompressed_digest(lib: ImageLibrary, digest: str, compression: str) -> Digest:
-    h = hashlib.sha256()
-    with lib.content.reader_at(digest) as r:
-        stream = decompressor(r, compression)  # type: ignore[arg-type]
-        while chunk := stream.read(CHUNK):
-            h.update(chunk)
-    return Digest(f"sha256:{h.hexdigest()}")
-
-
 def import_rootfs(lib: ImageLibrary, stream: BinaryIO, name: str | None = None, *,
                   source: str = "-", config: Mapping[str, Any] | None = None,
                   message: str = "") -> Descriptor:
@@ -65,7 +53,7 @@ def import_rootfs(lib: ImageLibrary, stream: BinaryIO, name: str | None = None, 
         digest, size = lib.put_stream(stream, lease)
         with lib.content.reader_at(digest) as r:
             compression = detect(r.read(8))
-        diff_id = digest if not compression else _uncompressed_digest(lib, digest, compression)
+        diff_id = digest if not compression else lib.uncompressed_digest(digest, compression)
         layer = Descriptor(mt.layer_type(compression), digest, size)
         config_bytes = image_config([diff_id], created=_now(), created_by="",
                                     comment=message or f"Imported from {source}",

@@ -18,6 +18,7 @@ reaches manifests, configs, layers and, through the config, the unpacked snapsho
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 import uuid
@@ -184,6 +185,18 @@ class ImageLibrary:
             raise InvalidArgument(f"{descriptor.digest}: {len(data)} bytes stored, "
                                   f"{descriptor.size} expected")
         return data
+
+    def uncompressed_digest(self, digest: str, compression: str,
+                            algorithm: str = "sha256") -> Digest:
+        """The digest of a stored blob's decompressed stream: a layer's diff ID."""
+        from dockyard.image.layers.compression import decompressor
+
+        h = hashlib.new(algorithm)
+        with self.content.reader_at(digest) as r:
+            stream = decompressor(r, compression)  # type: ignore[arg-type]
+            while chunk := stream.read(CHUNK):
+                h.update(chunk)
+        return Digest(f"{algorithm}:{h.hexdigest()}")
 
     def label(self, digest: str, labels: Mapping[str, str]) -> None:
         self.content.update(digest, labels, [f"labels.{k}" for k in labels])

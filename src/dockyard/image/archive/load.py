@@ -18,7 +18,6 @@ tag joined to `base_name`); an image with none is named by its manifest digest.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -267,12 +266,9 @@ def verify_diff_ids(lib: ImageLibrary, layers: Iterable[tuple[Descriptor, Digest
     """Hash each layer's uncompressed stream against its diff ID (a load that does not
     unpack still refuses a layer that is not what its config says)."""
     for d, diff_id in layers:
-        h = hashlib.new(diff_id.algorithm)
-        with lib.content.reader_at(d.digest) as r:
-            stream = decompressor(r, mt.layer_compression(d.media_type))  # type: ignore[arg-type]
-            while chunk := stream.read(SPOOL_CHUNK):
-                h.update(chunk)
-        if f"{diff_id.algorithm}:{h.hexdigest()}" != diff_id:
-            raise DigestMismatch(f"layer {d.digest}: uncompressed digest is "
-                                 f"{diff_id.algorithm}:{h.hexdigest()}, config says {diff_id}")
+        got = lib.uncompressed_digest(d.digest, mt.layer_compression(d.media_type),
+                                      diff_id.algorithm)
+        if got != diff_id:
+            raise DigestMismatch(f"layer {d.digest}: uncompressed digest is {got}, "
+                                 f"config says {diff_id}")
 

@@ -12,3 +12,31 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+_FS_TOPDIR_FL = 0x00020000
+
+
+def spread_subdirs(path: str | os.PathLike[str]) -> bool:
+    """Mark `path` as the top of independent trees (ext4's `chattr +T`), so that the
+    allocator puts each directory made in it into a block group of its own instead of
+    next to `path`. A snapshot or a layer then gets a group with free inodes to itself:
+    making a file there does not scan past the freed inodes of earlier trees (on this
+    project's journal-less ext4 that scan made each new file cost 0.2 ms instead of 7 µs).
+    Returns whether the flag is set; file systems without it (tmpfs, xfs, overlay) are
+    left as they are."""
+    import fcntl
+    import struct
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        (flags,) = struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, b"\0" * 4))
+        if not flags & _FS_TOPDIR_FL:
+            fcntl.ioctl(fd, _FS_IOC_SETFLAGS, struct.pack("i", flags | _FS_TOPDIR_FL))
+        (flags,) = struct.unpack("i", fcntl.ioctl(fd, _FS_IOC_GETFLAGS, b"\0" * 4))
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    return bool(flags & _FS_TOPDIR_FL)

@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from dockyard.fsutil import spread_subdirs
 from dockyard.image.errors import FailedPrecondition, InvalidArgument
 from dockyard.image.snapshots import Info, Kind, Mount, Usage
 from dockyard.image.snapshots.metastore import MetaStore, Snapshot
@@ -140,6 +141,7 @@ class DirectorySnapshotter:
         self.root.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._snapshots = self.root / "snapshots"
         self._snapshots.mkdir(mode=0o700, exist_ok=True)
+        spread_subdirs(self._snapshots)  # each snapshot's files in a block group of its own
         self._ms = MetaStore(self.root / "metadata.db")
         self.recovered = self.cleanup()
 

@@ -179,26 +179,8 @@ class RefDocker:
         # Nothing from /etc/docker/daemon.json; the one key keeps the trust key out of /etc.
         key = str(self.base / "key.json")
         self.config_file.write_text(json.dumps({"deprecated-key-path": key}))
-        disabled = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt",
-                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
-                    "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.aufs",
-                    "io.containerd.tracing.processor.v1.otlp"]
-        self.containerd_config.write_text("\n".join([
-            "version = 2",
-            f'root = "{self.containerd_root}"',
-            f'state = "{self.containerd_state}"',
-            f"disabled_plugins = {json.dumps(disabled)}",
-            "[grpc]",
-            f'  address = "{self.containerd_socket}"',
-            "[ttrpc]",
-            '  address = ""',
-            "[debug]",
-            '  address = ""',
-            '  level = "warn"',
-            "[metrics]",
-            '  address = ""',
-            "",
-        ]))
+        self.containerd_config.write_text(containerd_config(
+            self.containerd_root, self.containerd_state, self.containerd_socket))
 
     def _env(self) -> dict[str, str]:
         dead = "http://127.0.0.1:9"  # discard port, nothing listens: fails at once
@@ -313,6 +295,32 @@ def ref_dockerd(tmp: Path, *, registry_mirror: str | None = None,
         left = ref.stop()
         if left and ok:
             raise RefDockerError("the reference dockerd left behind:\n  " + "\n  ".join(left))
+
+
+def containerd_config(root: Path, state: Path, address: Path) -> str:
+    """An isolated containerd's config: its own root, state and socket; no CRI, no `opt`
+    plugin (which would create /opt/containerd), no snapshotters this host lacks, no ttrpc,
+    debug or metrics listeners."""
+    disabled = ["io.containerd.grpc.v1.cri", "io.containerd.internal.v1.opt",
+                "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
+                "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.aufs",
+                "io.containerd.tracing.processor.v1.otlp"]
+    return "\n".join([
+        "version = 2",
+        f'root = "{root}"',
+        f'state = "{state}"',
+        f"disabled_plugins = {json.dumps(disabled)}",
+        "[grpc]",
+        f'  address = "{address}"',
+        "[ttrpc]",
+        '  address = ""',
+        "[debug]",
+        '  address = ""',
+        '  level = "warn"',
+        "[metrics]",
+        '  address = ""',
+        "",
+    ])
 
 
 # -- helpers (also for tests that check the cleanup themselves) -----------------------------

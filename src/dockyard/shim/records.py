@@ -1,0 +1,83 @@
+"""What the shim keeps in the bundle, and how it writes it so that a crash leaves either the
+old file or the new one, never half of one.
+
+    <bundle>/
+      config.json       the OCI config (the supervisor's)
+      rootfs/           the container's root, mounted by the shim when create gives mounts
+      shim.pid          the shim's pid                        } written when the shim listens
+      address           unix:///…/s/<sha256(ns/id)[:32]>      }
+      shim.log          the shim's own stderr
+      log.json          the runtime's --log (JSON lines); errors are read from it
+      init.pid          the container's init, as the runtime's --pid-file
+      exit.json         {"exit_status", "exited_at"}: written, fsynced and renamed into place
+                        (and the directory fsynced) before anyone hears of the exit
+      exec-<id>.json    an exec's OCI process, while the runtime starts it
+      exec-<id>.pid     an exec's pid, as the runtime's --pid-file
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+from dockyard.runtime import jsonio
+
+EXIT = "exit.json"
+
+
+def rfc3339nano(ns: int | None = None) -> str:
+    """Go's time.RFC3339Nano in UTC: 2024-01-02T03:04:05.123456789Z, trailing zeros cut."""
+    ns = time.time_ns() if ns is None else ns
+    secs, frac = divmod(ns, 1_000_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    return text + "Z"
+
+
+def write_durably(path: str, data: bytes) -> None:
+    """Temporary file, fsync, rename over `path`, fsync of the directory."""
+    d = os.path.dirname(path) or "."
+    tmp = os.path.join(d, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+    dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def write_quickly(path: str, text: str) -> None:
+    """Temporary file and rename: readers see all of it or nothing (no fsync)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)
+
+
+def write_exit(bundle: str, exit_status: int, exited_at: str) -> None:
+    record = {"exit_status": exit_status, "exited_at": exited_at}
+    write_durably(os.path.join(bundle, EXIT), jsonio.dumps(record).encode())
+
+
+def read_exit(bundle: str) -> dict | None:
+    """The recorded exit, or None if there is none (or it cannot be read)."""
+    try:
+        with open(os.path.join(bundle, EXIT), "rb") as f:
+            record = jsonio.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("exit_status"), int):
+        return None
+    return {"exit_status": record["exit_status"], "exited_at": record.get("exited_at")}
+
+
+def read_pid(path: str) -> int:
+    with open(path) as f:
+        return int(f.read().strip())

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from dockyard.image.snapshots.directories import disk_usage, remove_tree
-from dockyard.image.snapshots.mount import mount_all, unmount_all
 from dockyard.image.snapshots.native import CopySnapshotter
+from dockyard.mounting import mount_all, unmount_all
 
 
 def make_parent(sn: CopySnapshotter, mnt: Path) -> int:

@@ -36,7 +36,7 @@ def main() -> int:
     from dockyard.bootstrap.busybox import write_config
     from dockyard.image.imports import bootstrap
     from dockyard.image.library import ImageLibrary
-    from dockyard.image.snapshots.mount import mount_all, unmount_all
+    from dockyard.mounting import mount_all, unmount_all
     from dockyard.runtime.specgen import default_spec
 
     work = Path(tempfile.mkdtemp(prefix="dockyard-demo-"))

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from dockyard.image.snapshots import Mount
-from dockyard.image.snapshots.mount import mount_all, unmount_all
+from dockyard.mounting import mount_all, unmount_all
 from dockyard.runtime.linux.mountinfo import unescape_mountinfo
 from dockyard.runtime.linux.syscalls import LINUX, MNT_DETACH
 

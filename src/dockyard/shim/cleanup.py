@@ -56,7 +56,7 @@ def _runtime_delete(runtime: list[str], root: Path, id: str) -> None:
 def _unmount(target: Path) -> None:
     """Unmount everything on `target`; a mount still busy (its last processes dying) is
     retried for a second, then detached."""
-    from dockyard.image.snapshots.mount import unmount_all
+    from dockyard.mounting import unmount_all
     from dockyard.runtime.linux.syscalls import MNT_DETACH
 
     deadline = time.monotonic() + 1.0

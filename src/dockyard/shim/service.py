@@ -113,7 +113,7 @@ class Service:
                 "--pid-file", os.path.join(self.bundle, "init.pid")]
         try:
             if mounts:
-                yield from rootfs.mount(self.loop, mounts, target)
+                rootfs.mount(mounts, target)
                 mounted = True
             if log_path:
                 writer = self._open_log(log_path, max_size, max_file)

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from dockyard.image.errors import InvalidArgument
 from dockyard.image.layers.tarstream import DIR, REGULAR, SYMLINK
 from dockyard.image.snapshots import Mount
-from dockyard.image.snapshots.mount import mount_all, unmount_all
+from dockyard.mounting import mount_all, unmount_all
 from tests.unit.image.test_layers_tarfiles import (
     MTIME,
     apply,

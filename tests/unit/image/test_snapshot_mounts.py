@@ -13,9 +13,9 @@ import pytest
 
 from dockyard.image.errors import InvalidArgument
 from dockyard.image.snapshots import Mount
-from dockyard.image.snapshots.mount import MAX_DATA, mount_all, unmount_all
 from dockyard.image.snapshots.native import CopySnapshotter
 from dockyard.image.snapshots.overlay import OPTIONS, OverlaySnapshotter
+from dockyard.mounting import MAX_DATA, mount_all, unmount_all
 from dockyard.runtime.linux.syscalls import (
     MNT_DETACH,
     MS_BIND,

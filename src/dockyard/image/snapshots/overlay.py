@@ -41,7 +41,7 @@ from dockyard.image.errors import InvalidArgument, Unavailable
 from dockyard.image.snapshots import Kind, Mount
 from dockyard.image.snapshots.directories import DirectorySnapshotter, remove_tree
 from dockyard.image.snapshots.metastore import Snapshot
-from dockyard.image.snapshots.mount import mount_all, unmount_all
+from dockyard.mounting import mount_all, unmount_all
 from dockyard.runtime.linux.syscalls import MNT_DETACH
 
 OPTIONS = ("index=off", "redirect_dir=off", "metacopy=off")

@@ -1,4 +1,5 @@
-"""The one place that performs the mounts snapshotters return (containerd's mount.All).
+"""The one place that performs the mounts snapshotters return (containerd's mount.All), for
+the image library, the supervisor and the shim alike.
 
     bind     mount(source, target, MS_BIND [| MS_REC for "rbind"]), then, for "ro" (or any
              other flag), a remount with MS_REMOUNT | MS_BIND | flags: a bind mount ignores
@@ -22,12 +23,8 @@ from __future__ import annotations
 
 import errno
 import os
-from collections.abc import Sequence
-from contextlib import ExitStack
-from pathlib import Path
 
 from dockyard.image.errors import InvalidArgument
-from dockyard.image.snapshots import Mount
 from dockyard.runtime.linux import mountopts
 from dockyard.runtime.linux.syscalls import (
     LINUX,
@@ -37,6 +34,17 @@ from dockyard.runtime.linux.syscalls import (
     MS_REMOUNT,
     Syscalls,
 )
+
+# Types only: the shim mounts a container's rootfs with this module, and typing, pathlib or
+# the snapshot types would cost it milliseconds and megabytes. A mount is anything with
+# `type`, `source` and `options`.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from contextlib import ExitStack
+    from pathlib import Path
+
+    from dockyard.image.snapshots import Mount
 
 MAX_DATA = os.sysconf("SC_PAGE_SIZE") - 1  # mount(2) data, without its NUL
 
@@ -81,6 +89,8 @@ def _mount_one(m: Mount, target: str, sys: Syscalls) -> None:
     if bind:
         sys.mount(m.source, target, None, MS_BIND | (flags & MS_REC), None)
     elif m.type == "overlay" and len(data.encode()) > MAX_DATA:
+        from contextlib import ExitStack
+
         with ExitStack() as fds:
             short = compact_lowerdirs(m.options, fds, target)
             data = mountopts.parse(list(short))[3]

@@ -224,26 +224,7 @@ class ImageLibrary:
 
     def resolve(self, target: Descriptor, platform: Platform | None = None) -> Resolved:
         """The manifest of `target` for `platform` (the host's if None), with its config."""
-        want = platform or platforms.host()
-        seen = 0
-        while spec.is_index(target.media_type):
-            seen += 1
-            if seen > 8:
-                raise InvalidArgument(f"index {target.digest}: nested more than 8 deep")
-            index = spec.parse_index(self.read_json(target), target.media_type, target.digest)
-            chosen = platforms.choose(
-                [m for m in index.manifests
-                 if spec.is_manifest(m.media_type) or spec.is_index(m.media_type)], want=want)
-            if chosen is None:
-                raise NotFound(f"no match for platform in manifest {target.digest}: "
-                               f"not found (want {platforms.format(want)})")
-            target = chosen
-        if not spec.is_manifest(target.media_type):
-            raise InvalidArgument(f"{target.digest}: media type {target.media_type!r} is "
-                                  "not an image manifest or index")
-        manifest = spec.parse_manifest(self.read_json(target), target.media_type, target.digest)
-        config = spec.parse_config(self.read_json(manifest.config), manifest.config.digest)
-        return Resolved(target, manifest, config)
+        return resolve(self.read_json, target, platform)
 
     def unpack(self, name_or_target: str | Descriptor, platform: Platform | None = None, *,
                open_layer: Opener | None = None, threads: int = 2) -> Digest | None:
@@ -274,7 +255,7 @@ class ImageLibrary:
         Overlay: the upper dir is the diff, its whiteouts become `.wh.` entries. A copying
         snapshotter's tree is compared with a read-only view of the parent."""
         from dockyard.image.layers.diff import write_diff
-        from dockyard.image.snapshots.mount import mount_all, unmount_all
+        from dockyard.mounting import mount_all, unmount_all
 
         info = self.snapshotter.stat(key)
         upper, overlay = layer_dir(self.snapshotter.mounts(key))
@@ -350,3 +331,30 @@ def manifest_labels(manifest: Manifest) -> dict[str, str]:
 
 def index_labels(index: Index) -> dict[str, str]:
     return {f"{GC_CONTENT}.m.{i}": str(d.digest) for i, d in enumerate(index.manifests)}
+
+
+def resolve(read: Callable[[Descriptor], bytes], target: Descriptor,
+            platform: Platform | None = None) -> Resolved:
+    """The manifest of `target` for `platform` (the host's if None), with its config, reading
+    documents with `read`: from a library here, or through the supervisor's content service
+    in its clients."""
+    want = platform or platforms.host()
+    seen = 0
+    while spec.is_index(target.media_type):
+        seen += 1
+        if seen > 8:
+            raise InvalidArgument(f"index {target.digest}: nested more than 8 deep")
+        index = spec.parse_index(read(target), target.media_type, target.digest)
+        chosen = platforms.choose(
+            [m for m in index.manifests
+             if spec.is_manifest(m.media_type) or spec.is_index(m.media_type)], want=want)
+        if chosen is None:
+            raise NotFound(f"no match for platform in manifest {target.digest}: "
+                           f"not found (want {platforms.format(want)})")
+        target = chosen
+    if not spec.is_manifest(target.media_type):
+        raise InvalidArgument(f"{target.digest}: media type {target.media_type!r} is "
+                              "not an image manifest or index")
+    manifest = spec.parse_manifest(read(target), target.media_type, target.digest)
+    config = spec.parse_config(read(manifest.config), manifest.config.digest)
+    return Resolved(target, manifest, config)

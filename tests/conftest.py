@@ -4,6 +4,12 @@ runtime root per test so that containers of different tests never meet."""
 from __future__ import annotations
 
 import os
+
+# grpc (imported by the supervisor's tests) re-creates its threads in a forked child unless
+# told not to; tests that fork the test process (seccomp, credentials) need children with
+# only the forking thread, as they would have without grpc loaded. Read at grpc's import.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
+
 import shutil
 import subprocess
 import sys

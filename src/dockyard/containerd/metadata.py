@@ -42,6 +42,7 @@ from dockyard.containerd.errors import (
 from dockyard.containerd.identifiers import quote
 from dockyard.image.content.filters import label_lookup, match, parse_all
 from dockyard.image.content.metadata import dump_labels, load_labels, validate_labels
+from dockyard.image.fieldpaths import apply_map_path
 
 SCHEMA_VERSION = 1
 
@@ -350,23 +351,10 @@ def _updated(current: Container, given: Container, fieldpaths: Sequence[str]) ->
     labels, extensions = dict(current.labels), dict(current.extensions)
     new = current
     for path in fieldpaths:
-        if path.startswith("labels."):
-            key = path[len("labels."):]
-            if key in given.labels:
-                labels[key] = given.labels[key]
-            else:
-                labels.pop(key, None)
-        elif path.startswith("extensions."):
-            key = path[len("extensions."):]
-            if key in given.extensions:
-                extensions[key] = given.extensions[key]
-            else:
-                extensions.pop(key, None)
-        elif path == "labels":
-            labels = dict(given.labels)
-        elif path == "extensions":
-            extensions = dict(given.extensions)
-        elif path == "spec":
+        if apply_map_path(labels, given.labels, path) or \
+                apply_map_path(extensions, given.extensions, path, "extensions"):
+            continue
+        if path == "spec":
             new = replace(new, spec=given.spec)
         elif path == "image":
             new = replace(new, image=given.image)
@@ -383,15 +371,7 @@ def _apply_labels(current: Mapping[str, str], given: Mapping[str, str],
         return dict(given)
     result = dict(current)
     for path in fieldpaths:
-        if path == "labels":
-            result = dict(given)
-        elif path.startswith("labels."):
-            key = path[len("labels."):]
-            if key in given:
-                result[key] = given[key]
-            else:
-                result.pop(key, None)
-        else:
+        if not apply_map_path(result, given, path):
             raise InvalidArgument(f"cannot update {quote(path)} field on {owner}")
     return result
 

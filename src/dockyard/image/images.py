@@ -34,6 +34,7 @@ from dockyard.image.content.metadata import (
 )
 from dockyard.image.digest import Digest
 from dockyard.image.errors import AlreadyExists, InvalidArgument, NotFound
+from dockyard.image.fieldpaths import apply_map_path
 from dockyard.image.manifest import Descriptor
 
 _SCHEMA = (
@@ -135,15 +136,7 @@ class ImageStore:
             for path in fieldpaths or ("target", "labels"):
                 if path == "target":
                     target = image.target
-                elif path == "labels":
-                    labels = dict(image.labels)
-                elif path.startswith("labels."):
-                    key = path[len("labels."):]
-                    if key in image.labels:
-                        labels[key] = image.labels[key]
-                    else:
-                        labels.pop(key, None)
-                else:
+                elif not apply_map_path(labels, image.labels, path):
                     raise InvalidArgument(f"cannot update {path!r} of image {image.name!r}")
             new = replace(current, target=target, labels=labels)
             row = _row(new)

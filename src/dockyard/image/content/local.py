@@ -65,6 +65,7 @@ from dockyard.image.content.metadata import (
 from dockyard.image.content.store import Info, Status
 from dockyard.image.digest import ALGORITHMS, Digest
 from dockyard.image.errors import InvalidArgument, NotFound, Unavailable
+from dockyard.image.fieldpaths import apply_map_path
 
 
 class BlobReader(io.FileIO):
@@ -319,15 +320,7 @@ def _apply_fieldpaths(digest: Digest, current: dict[str, str], given: dict[str, 
         return dict(given)
     result = dict(current)
     for path in fieldpaths:
-        if path == "labels":
-            result = dict(given)
-        elif path.startswith("labels."):
-            key = path[len("labels."):]
-            if key in given:
-                result[key] = given[key]
-            else:
-                result.pop(key, None)
-        else:
+        if not apply_map_path(result, given, path):
             raise InvalidArgument(f"cannot update {path!r} of content {digest}: only labels "
                                   "are mutable")
     return result

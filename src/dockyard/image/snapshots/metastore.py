@@ -39,6 +39,7 @@ from dockyard.image.errors import (
     InvalidArgument,
     NotFound,
 )
+from dockyard.image.fieldpaths import apply_map_path
 from dockyard.image.snapshots import EPOCH, Info, Kind, Usage
 
 SCHEMA_VERSION = 1
@@ -192,15 +193,7 @@ class Transaction:
         row = self._row(info.name)
         labels: dict[str, str] = json.loads(row[6])
         for path in fieldpaths or ("labels",):
-            if path == "labels":
-                labels = dict(info.labels)
-            elif path.startswith("labels.") and len(path) > len("labels."):
-                label = path[len("labels."):]
-                if info.labels.get(label):
-                    labels[label] = info.labels[label]
-                else:
-                    labels.pop(label, None)
-            else:
+            if not apply_map_path(labels, info.labels, path):
                 raise InvalidArgument(f"cannot update field {path!r} of snapshot {info.name}: "
                                       "only labels are mutable")
         checked = validate_labels(labels or {}, f"snapshot {info.name}")

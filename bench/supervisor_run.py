@@ -34,6 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from tests.refcontainerd import ref_containerd, unavailable  # noqa: E402
+from tests.refdocker import _remove_cgroups  # noqa: E402
 
 V = Path(sys.executable).parent
 IMAGE = "docker.io/library/busybox:latest"
@@ -115,6 +116,7 @@ def main() -> int:
 
     work = Path(tempfile.mkdtemp(prefix="dyb-sup-", dir=args.dir))
     token = uuid.uuid4().hex[:8]
+    namespace = f"bench-{token}"  # also the cgroup parent of our containers
     state = Path(f"/run/dyb-sup-{token}")
     sock = state / "containerd.sock"
     host = f"127.0.0.1:{free_port()}"
@@ -137,7 +139,7 @@ def main() -> int:
                                             "--state", str(state), "--log-level", "warn"],
                                            stderr=log)
                 wait_for(sock, sup, "dockyard-containerd")
-                client = Client(str(sock), "bench")
+                client = Client(str(sock), namespace)
                 for _ in client.pull(ref_name):
                     pass
         image = client.image(ref_name)
@@ -146,7 +148,7 @@ def main() -> int:
             if client.run(f"t{token}-{i}", image, ["/bin/true"]) != 0:
                 raise SystemExit("our /bin/true failed")
 
-        our_ctr = [str(V / "dockyard-ctr"), "--address", str(sock), "-n", "bench"]
+        our_ctr = [str(V / "dockyard-ctr"), "--address", str(sock), "-n", namespace]
         with ref_containerd(work) as ref:
             ref.ctr("images", "import", str(work / "busybox.tar"))
 
@@ -204,6 +206,7 @@ def main() -> int:
             sup.terminate()
             sup.wait(20)
         subprocess.run(["rm", "-rf", str(work), str(state)], check=False)
+        _remove_cgroups(f"/{namespace}")
     return 0
 
 

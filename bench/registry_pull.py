@@ -11,21 +11,27 @@ from nothing each run: a new library root, a new OCI directory, for dockerd the 
 (`docker rmi`) after each run. Everything is synced before the clock starts, the order of the
 sides turns each run, and our trees are deleted only at the end. Times are wall clock of the
 whole command, interpreter start included (ours runs this file with --pull-into). "dockyard
-warm" is the same pull inside this process, with the modules loaded, as the supervisor will
-run it: `docker pull` too is served by a daemon that is already running.
+warm" is the same pull inside this process, with the modules loaded; "dockyard-containerd" is
+the pull as the engine will ask for it, through a running supervisor's transfer service (a
+namespace of its own each run), as `docker pull` is served by a daemon already running.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
@@ -40,7 +46,8 @@ from images_data import layer_info, make_docker_archive, make_layers  # noqa: E4
 REPO_TAG = "bench/pull:v1"
 OURS = "dockyard pull"
 WARM = "dockyard warm"  # the same pull in a process that has it imported, as a daemon has
-SIDES = (OURS, WARM, "docker pull", "skopeo copy")
+DAEMON = "dockyard-containerd"  # through the supervisor's transfer service, over gRPC
+SIDES = (OURS, WARM, DAEMON, "docker pull", "skopeo copy")
 
 
 def pull_into(root: Path, ref: str) -> None:
@@ -55,6 +62,41 @@ def pull_into(root: Path, ref: str) -> None:
             with ImageLibrary(root) as lib:
                 await pull(lib, ref, session=session)
     asyncio.run(run())
+
+
+@contextlib.contextmanager
+def supervisor(work: Path) -> Iterator[Callable[[str], Any]]:
+    """A dockyard-containerd for the run; yields a maker of clients, one namespace (and so
+    one new image library) per pull."""
+    from dockyard.containerd.client import Client
+
+    token = uuid.uuid4().hex[:8]
+    state = Path(f"/run/dyb-pull-{token}")
+    sock = state / "containerd.sock"
+    with open(work / "supervisor.log", "w") as log:
+        proc = subprocess.Popen([str(Path(sys.executable).parent / "dockyard-containerd"),
+                                 "--address", str(sock), "--root", str(work / "supervisor"),
+                                 "--state", str(state), "--log-level", "warn"], stderr=log)
+    clients: list[Client] = []
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("dockyard-containerd did not start")
+            time.sleep(0.02)
+
+        def make(namespace: str) -> Any:
+            c = Client(str(sock), namespace)
+            c.pull_all = lambda ref: [None for _ in c.pull(ref)]  # type: ignore[attr-defined]
+            clients.append(c)
+            return c
+        yield make
+    finally:
+        for c in clients:
+            c.close()
+        proc.terminate()
+        proc.wait(30)
+        subprocess.run(["rm", "-rf", str(state)], check=False)
 
 
 def main() -> int:
@@ -86,19 +128,21 @@ def main() -> int:
             print(f"image: {len(layers)} layers, {gz:.0f} MB gzip, {tar:.0f} MB tar, in "
                   f"docker-registry at {reg.host}; {args.runs} runs each", flush=True)
             reason = unavailable()
-            with ref_dockerd(work) if reason is None else nothing() as docker:
+            with ref_dockerd(work) if reason is None else nothing() as docker, \
+                    supervisor(work) as client:
                 for n in range(args.runs):
                     sides = {
                         OURS: [sys.executable, __file__, "--pull-into",
                                str(work / f"ours-{n}"), ref],
                         WARM: (lambda n=n: pull_into(work / f"ours-warm-{n}", ref)),
+                        DAEMON: (lambda n=n: client(f"pull{n}").pull_all(ref)),
                         "docker pull": ((lambda: docker.docker("pull", "-q", ref))
                                         if docker is not None else None),
                         "skopeo copy": ["skopeo", "--insecure-policy", "copy", "-q",
                                         "--src-tls-verify=false", f"docker://{ref}",
                                         f"oci:{work / f'oci-{n}'}:v1"],
                     }
-                    order = list(sides)[n % 4:] + list(sides)[:n % 4]
+                    order = list(sides)[n % 5:] + list(sides)[:n % 5]
                     for name in order:
                         if sides[name] is not None:
                             results[name].append(timed(sides[name]))  # type: ignore[arg-type]
@@ -122,9 +166,9 @@ def report(results: dict[str, list[float]], gz: float, tar: float) -> None:
     print(f"{'':14} {'best s':>8} {'median s':>9} {'MB/s gzip':>10} {'MB/s tar':>9}")
     for k, v in results.items():
         if v:
-            print(f"{k:14} {min(v):8.2f} {statistics.median(v):9.2f} {gz / min(v):10.0f} "
+            print(f"{k:19} {min(v):8.2f} {statistics.median(v):9.2f} {gz / min(v):10.0f} "
                   f"{tar / min(v):9.0f}")
-    for ours in (OURS, WARM):
+    for ours in (OURS, WARM, DAEMON):
         for ref_name in ("docker pull", "skopeo copy"):
             if results[ref_name] and results[ours]:
                 best = min(results[ours]) / min(results[ref_name])

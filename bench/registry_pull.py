@@ -163,7 +163,7 @@ def main() -> int:
 
 def report(results: dict[str, list[float]], gz: float, tar: float) -> None:
     print()
-    print(f"{'':14} {'best s':>8} {'median s':>9} {'MB/s gzip':>10} {'MB/s tar':>9}")
+    print(f"{'':19} {'best s':>8} {'median s':>9} {'MB/s gzip':>10} {'MB/s tar':>9}")
     for k, v in results.items():
         if v:
             print(f"{k:19} {min(v):8.2f} {statistics.median(v):9.2f} {gz / min(v):10.0f} "

@@ -263,11 +263,11 @@ def start(st: state.State) -> None:
     if status != "created":
         raise FailedPrecondition(f"cannot start an already {status} container")
     try:
-        fd = os.open(st.fifo, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(st.fifo, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise FailedPrecondition("cannot start an already running container") from None
     try:
-        data = os.read(fd, 1)
+        data = _fifo_byte(fd, st)
     finally:
         os.close(fd)
     try:
@@ -282,6 +282,24 @@ def start(st: state.State) -> None:
     except StartError:
         kill(st, 9)
         raise
+
+
+def _fifo_byte(fd: int, st: state.State) -> bytes:
+    """The byte the init writes once a reader opened its FIFO (it waits in open(2) for us).
+    Read without blocking forever: an init that died after create never writes, and a
+    caller that lives on (the shim) must not hang on it; b"" then."""
+    import select
+
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    while True:
+        if poller.poll(50):
+            try:
+                return os.read(fd, 1)
+            except BlockingIOError:
+                continue
+        if not st.alive():
+            return b""
 
 
 def kill(st: state.State, sig: int, all_procs: bool = False) -> None:

@@ -55,6 +55,38 @@ class Runtime:
         if not os.environ.get("PATH"):
             os.environ["PATH"] = DEFAULT_PATH
 
+    @property
+    def native(self) -> bool:
+        """The runtime is dockyard-runc, whose start and delete this process can do itself."""
+        return os.path.basename(self.argv[0]) == "dockyard-runc" \
+            or "dockyard.runtime.main" in self.argv
+
+    def here(self, verb: str) -> bool:
+        """Do `start` or `delete --force` of the init in this process, as dockyard-runc's
+        CLI would (its own functions), sparing an interpreter start (~12 ms each). Only
+        where nothing else would run: no hook of that step (hooks are processes, whose exit
+        our reaper must not take), and a delete only of a stopped container (a running one
+        is killed and waited for, which the CLI may take its time over). False: not done
+        here, call the CLI."""
+        if not self.native:
+            return False
+        from dockyard.runtime import container, errors, state
+
+        try:
+            st = state.load(self.root, self.id)
+            hook = "poststart" if verb == "start" else "poststop"
+            if (st.config.get("hooks") or {}).get(hook):
+                return False
+            if verb == "start":
+                container.start(st)
+            elif st.status() == "stopped":
+                container.delete(self.root, self.id, force=True)
+            else:
+                return False
+        except errors.RuntimeError_ as e:
+            raise ShimError(error_code(str(e)), f"OCI runtime {verb} failed: {e}") from None
+        return True
+
     def command(self, *args: str) -> list[str]:
         return [*self.argv, "--root", self.root, "--log", self.log, "--log-format", "json",
                 *args]

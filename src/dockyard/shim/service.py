@@ -170,7 +170,8 @@ class Service:
 
     def _runtime_delete(self) -> Generator:
         try:
-            yield from self.runtime.call("delete", "--force", self.id)
+            if not self.runtime.here("delete"):
+                yield from self.runtime.call("delete", "--force", self.id)
         except ShimError as e:
             if e.code != "not_found":
                 raise
@@ -188,7 +189,7 @@ class Service:
             try:
                 if proc.exec_id:
                     yield from self._start_exec(proc)
-                else:
+                elif not self.runtime.here("start"):
                     yield from self.runtime.call("start", self.id)
             finally:
                 proc.starting = False

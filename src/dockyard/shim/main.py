@@ -111,6 +111,10 @@ def tell(fd: int | None, message: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if "-zygote" in argv:
+        from dockyard.shim import zygote
+
+        return zygote.main(argv)
     try:
         opts = parse(argv)
         ready = int(opts["ready-fd"]) if opts.get("ready-fd") else None

@@ -9,7 +9,9 @@ finds its home from that directory (a bare "dockyard-shim" would make it guess, 
 working directory, and maybe find another Python's library). Its stdio is /dev/null, its
 stderr appended to <bundle>/shim.log. The shim forks its daemon and exits (reaped here), and
 the daemon says "ok" on a pipe once it listens. No polling: the pipe's end is the answer.
-A shim that already answers at the address is simply reused.
+A shim that already answers at the address is simply reused. Given a zygote (the shims' fork
+server, zygote.py, started by start_zygote), start_shim asks it to fork the shim instead, and
+falls back to the exec above if it does not answer.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import sys
 from pathlib import Path
 
 import dockyard
-from dockyard.shim.protocol import ShimError
+from dockyard.shim import zygote
+from dockyard.shim.protocol import ShimError, encode
 
 MAIN = str(Path(dockyard.__file__).resolve().parent / "shim" / "__main__.py")
 START_TIMEOUT = 30.0
@@ -57,9 +60,60 @@ def answers(path: Path | str) -> bool:
         s.close()
 
 
+def start_zygote(state_dir: Path) -> tuple[subprocess.Popen, Path]:
+    """Start the fork server of shims (zygote.py) for a supervisor: its process (it dies
+    with the thread that calls this, so call it from the one that lives longest) and its
+    socket."""
+    path = Path(state_dir) / "s" / "zygote"
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    python = sys.executable or shutil.which("python3") or "python3"
+    r, w = os.pipe()
+    try:
+        argv = [os.path.join(os.path.dirname(python), "dockyard-shim"), "-I", "-S", MAIN,
+                "-zygote", str(path), "-ready-fd", str(w), "-title-room",
+                "x" * zygote.TITLE_ROOM]
+        with open(Path(state_dir) / "zygote.log", "ab") as log:
+            proc = subprocess.Popen(argv, executable=python, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=log, pass_fds=(w,),
+                                    start_new_session=True, cwd="/")
+        os.close(w)
+        w = -1
+        message = _read_until_eof(r, START_TIMEOUT)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+    if not message.startswith("ok"):
+        proc.kill()
+        proc.wait()
+        raise ShimError("internal", f"the shim zygote did not start: "
+                        f"{message or _tail(Path(state_dir) / 'zygote.log')}")
+    return proc, path
+
+
+def _by_zygote(zygote: Path, argv: list[str]) -> str | None:
+    """Ask the zygote for a shim; its answer ("ok" or "error: …"), None if it is gone."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.settimeout(START_TIMEOUT)
+        try:
+            sock.connect(str(zygote))
+        except OSError:
+            return None
+        sock.sendall(encode({"argv": argv}))
+        chunks = []
+        while chunk := sock.recv(4096):
+            chunks.append(chunk)
+        return b"".join(chunks).decode(errors="replace")
+    except OSError as e:
+        return f"error: {e}"
+    finally:
+        sock.close()
+
+
 def start_shim(namespace: str, id: str, bundle: Path, *, state_dir: Path,
                runtime: list[str] | None = None, runtime_root: Path,
-               debug: bool = False) -> str:
+               debug: bool = False, zygote: Path | None = None) -> str:
     """The address of the shim of `namespace`/`id`, started (detached) if none answers."""
     path = socket_path(state_dir, namespace, id)
     address = f"unix://{path}"
@@ -74,6 +128,13 @@ def start_shim(namespace: str, id: str, bundle: Path, *, state_dir: Path,
             "-runtime", json.dumps(list(runtime) if runtime else default_runtime())]
     if debug:
         argv.append("-debug")
+    if zygote is not None:
+        answer = _by_zygote(zygote, argv[4:])
+        if answer is not None:
+            if answer.startswith("ok"):
+                return address
+            why = answer.removeprefix("error: ").strip() or _tail(bundle / "shim.log")
+            raise ShimError("internal", f"shim for {namespace}/{id} did not start: {why}")
     r, w = os.pipe()
     try:
         argv += ["-ready-fd", str(w)]

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import shutil
+import subprocess
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +28,7 @@ from typing import Any
 from dockyard.shim.aioclient import AsyncShimClient
 from dockyard.shim.cleanup import cleanup_dead
 from dockyard.shim.client import ShimError
-from dockyard.shim.spawn import start_shim
+from dockyard.shim.spawn import start_shim, start_zygote
 
 # Published by the manager itself, when the request is answered: the shim's copy would come
 # late (or, for a delete, not at all: the shim goes away).
@@ -77,6 +78,13 @@ class TaskManager:
         self.debug = debug
         self._tasks: dict[tuple[str, str], Task] = {}
         self._lock = asyncio.Lock()
+        self.zygote: Path | None = None  # the shims' fork server, once started
+        self._zygote_proc: subprocess.Popen | None = None
+
+    def start_zygote(self) -> None:
+        """Start the shims' fork server (from the thread that lives as long as the
+        supervisor: it dies with that thread). Without it, shims are started by exec."""
+        self._zygote_proc, self.zygote = start_zygote(self.state_dir)
 
     def runtime_root(self, namespace: str) -> Path:
         return self.state_dir / "runc" / namespace
@@ -122,7 +130,8 @@ class TaskManager:
                 json.dump(spec, f)
             address = await asyncio.to_thread(
                 start_shim, namespace, cid, bundle, state_dir=self.state_dir, runtime=self.runtime,
-                runtime_root=self.runtime_root(namespace), debug=self.debug)
+                runtime_root=self.runtime_root(namespace), debug=self.debug,
+                zygote=self.zygote)
             task.client = AsyncShimClient(address)
             created = await task.client.create(
                 rootfs=list(rootfs), terminal=terminal, stdin=stdin,
@@ -274,6 +283,10 @@ class TaskManager:
 
     async def close(self) -> None:
         """Let go of every shim (they keep running): the supervisor is stopping."""
+        if self._zygote_proc is not None:
+            self._zygote_proc.kill()
+            await asyncio.to_thread(self._zygote_proc.wait)
+            self._zygote_proc = None
         for task in list(self._tasks.values()):
             if task.watcher is not None:
                 task.watcher.cancel()

@@ -295,6 +295,10 @@ def service(sup: Supervisor) -> Registration:
     servicer = TasksService(sup, manager)
 
     async def start() -> None:
+        try:
+            manager.start_zygote()
+        except ShimError as e:
+            log.warning("shims will be started without a fork server: %s", e.message)
         found = await manager.recover()
         if found:
             log.info("recovered %d tasks", len(found))

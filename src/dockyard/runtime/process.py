@@ -13,7 +13,6 @@ from __future__ import annotations
 import _socket
 import fcntl
 import os
-import sys
 
 import dockyard
 
@@ -26,7 +25,10 @@ _BOOT = ("import sys;sys.path[:0]=[{path!r}];"
 
 
 def _interpreter() -> str:
-    return os.path.realpath(sys.executable)
+    """The binary running us, as the kernel knows it: sys.executable is derived from argv[0]
+    and names a script when a caller gave us another argv[0] (the shim does), or when we run
+    in a process forked from one that was started so."""
+    return os.path.realpath("/proc/self/exe")
 
 
 def sealed_interpreter() -> int:

@@ -246,6 +246,41 @@ class Loop:
         return os.posix_spawn(argv[0], argv, os.environ if env is None else env,
                               file_actions=actions, setsigdef=SPAWN_SIGDEF)
 
+    def fork_main(self, main: Callable[[list[str]], int | None], argv: list[str],
+                  stdio: tuple[int, int, int]) -> int:
+        """As spawn, but the program is a Python `main(argv)` run in a forked child: no exec,
+        no interpreter start, the modules we have imported already there. The child gets
+        the signal dispositions and stdio an exec'd program would, and exits with main's
+        status (1 if it raised)."""
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 1
+        try:
+            _signal.set_wakeup_fd(-1)
+            for sig in (_signal.SIGCHLD, *SPAWN_SIGDEF):
+                _signal.signal(sig, _signal.SIG_DFL)
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)
+            code = main(argv) or 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        except BaseException:
+            try:
+                import traceback
+
+                traceback.print_exc()
+            except BaseException:
+                pass
+        try:
+            import sys
+
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:
+            pass
+        os._exit(code)
+
     def _on_wakeup(self) -> None:
         try:
             while os.read(self._wake_r, 4096):

@@ -111,7 +111,12 @@ class Runtime:
                 opened.append(stdout)
             start = _size(self.log)
             try:
-                pid = self.loop.spawn(self.command(verb, *args), stdio or (stdin, stdout, err))
+                command = self.command(verb, *args)
+                if self.native:  # dockyard-runc's own main, in a fork: no interpreter start
+                    pid = self.loop.fork_main(_runtime_main, command[len(self.argv):],
+                                              stdio or (stdin, stdout, err))
+                else:
+                    pid = self.loop.spawn(command, stdio or (stdin, stdout, err))
             except OSError as e:
                 raise ShimError("failed_precondition", f"OCI runtime {verb} failed: "
                                 f"{self.argv[0]}: {e.strerror}") from None
@@ -142,6 +147,12 @@ class Runtime:
             if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
                 message = str(entry.get("msg", ""))
         return message
+
+
+def _runtime_main(argv: list[str]) -> int | None:
+    from dockyard.runtime.main import main
+
+    return main(argv)
 
 
 def _memfd(name: str) -> int:

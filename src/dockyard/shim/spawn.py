@@ -60,34 +60,41 @@ def answers(path: Path | str) -> bool:
         s.close()
 
 
+def _exec_ready(flags: list[str], log_path: Path) -> tuple[subprocess.Popen, str]:
+    """Run `dockyard-shim FLAGS -ready-fd N` (python -I -S, named as the module docstring
+    says, a session of its own, stderr appended to `log_path`) and read its ready pipe to
+    the end: (the process, what it said)."""
+    python = sys.executable or shutil.which("python3") or "python3"
+    r, w = os.pipe()
+    try:
+        argv = [os.path.join(os.path.dirname(python), "dockyard-shim"), "-I", "-S", MAIN,
+                *flags, "-ready-fd", str(w)]
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(argv, executable=python, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, stderr=log, pass_fds=(w,),
+                                    start_new_session=True, cwd="/")
+        os.close(w)
+        w = -1
+        return proc, _read_until_eof(r, START_TIMEOUT)
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)
+
+
 def start_zygote(state_dir: Path) -> tuple[subprocess.Popen, Path]:
     """Start the fork server of shims (zygote.py) for a supervisor: its process (it dies
     with the thread that calls this, so call it from the one that lives longest) and its
     socket."""
     path = Path(state_dir) / "s" / "zygote"
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-    python = sys.executable or shutil.which("python3") or "python3"
-    r, w = os.pipe()
-    try:
-        argv = [os.path.join(os.path.dirname(python), "dockyard-shim"), "-I", "-S", MAIN,
-                "-zygote", str(path), "-ready-fd", str(w), "-title-room",
-                "x" * zygote.TITLE_ROOM]
-        with open(Path(state_dir) / "zygote.log", "ab") as log:
-            proc = subprocess.Popen(argv, executable=python, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=log, pass_fds=(w,),
-                                    start_new_session=True, cwd="/")
-        os.close(w)
-        w = -1
-        message = _read_until_eof(r, START_TIMEOUT)
-    finally:
-        os.close(r)
-        if w >= 0:
-            os.close(w)
+    log = Path(state_dir) / "zygote.log"
+    proc, message = _exec_ready(["-zygote", str(path), "-title-room",
+                                 "x" * zygote.TITLE_ROOM], log)
     if not message.startswith("ok"):
         proc.kill()
         proc.wait()
-        raise ShimError("internal", f"the shim zygote did not start: "
-                        f"{message or _tail(Path(state_dir) / 'zygote.log')}")
+        raise ShimError("internal", f"the shim zygote did not start: {message or _tail(log)}")
     return proc, path
 
 
@@ -121,35 +128,15 @@ def start_shim(namespace: str, id: str, bundle: Path, *, state_dir: Path,
         return address
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
     bundle = Path(bundle).resolve()
-    python = sys.executable or shutil.which("python3") or "python3"
-    argv = [os.path.join(os.path.dirname(python), "dockyard-shim"), "-I", "-S", MAIN,
-            "-namespace", namespace, "-id", id, "-address", address, "-bundle", str(bundle),
-            "-runtime-root", str(runtime_root),
-            "-runtime", json.dumps(list(runtime) if runtime else default_runtime())]
+    flags = ["-namespace", namespace, "-id", id, "-address", address, "-bundle", str(bundle),
+             "-runtime-root", str(runtime_root),
+             "-runtime", json.dumps(list(runtime) if runtime else default_runtime())]
     if debug:
-        argv.append("-debug")
-    if zygote is not None:
-        answer = _by_zygote(zygote, argv[4:])
-        if answer is not None:
-            if answer.startswith("ok"):
-                return address
-            why = answer.removeprefix("error: ").strip() or _tail(bundle / "shim.log")
-            raise ShimError("internal", f"shim for {namespace}/{id} did not start: {why}")
-    r, w = os.pipe()
-    try:
-        argv += ["-ready-fd", str(w)]
-        with open(bundle / "shim.log", "ab") as log:
-            proc = subprocess.Popen(argv, executable=python, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.DEVNULL, stderr=log, pass_fds=(w,),
-                                    start_new_session=True, cwd="/")
-        os.close(w)
-        w = -1
-        message = _read_until_eof(r, START_TIMEOUT)
-        proc.wait()
-    finally:
-        os.close(r)
-        if w >= 0:
-            os.close(w)
+        flags.append("-debug")
+    message = _by_zygote(zygote, flags) if zygote is not None else None
+    if message is None:  # no zygote, or it is gone: exec
+        proc, message = _exec_ready(flags, bundle / "shim.log")
+        proc.wait()  # it forked its daemon and exited
     if message.startswith("ok"):
         return address
     detail = message.removeprefix("error: ").strip() or _tail(bundle / "shim.log")

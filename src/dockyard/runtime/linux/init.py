@@ -179,9 +179,11 @@ def _fork(sock: int, boot: Boot, child: Callable[[int, Boot], None]) -> None:
             _fail(sock, e)
         os._exit(1)
     os.close(r)
+    # PID goes to the runtime before the child learns its pid: the child waits for that in
+    # _host_pid, so its own messages (READY) cannot overtake PID on the socket we share.
+    sync.send(sock, sync.PID, str(pid).encode())
     os.write(w, str(pid).encode())
     os.close(w)
-    sync.send(sock, sync.PID, str(pid).encode())
 
 
 def _write_time_offsets(offsets: dict) -> None:

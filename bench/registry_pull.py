@@ -31,7 +31,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
@@ -65,9 +64,9 @@ def pull_into(root: Path, ref: str) -> None:
 
 
 @contextlib.contextmanager
-def supervisor(work: Path) -> Iterator[Callable[[str], Any]]:
-    """A dockyard-containerd for the run; yields a maker of clients, one namespace (and so
-    one new image library) per pull."""
+def supervisor(work: Path) -> Iterator[Callable[[str, str], None]]:
+    """A dockyard-containerd for the run; yields pull(namespace, ref), a namespace (and so a
+    new image library) per pull."""
     from dockyard.containerd.client import Client
 
     token = uuid.uuid4().hex[:8]
@@ -85,12 +84,12 @@ def supervisor(work: Path) -> Iterator[Callable[[str], Any]]:
                 raise SystemExit("dockyard-containerd did not start")
             time.sleep(0.02)
 
-        def make(namespace: str) -> Any:
+        def pull(namespace: str, ref: str) -> None:
             c = Client(str(sock), namespace)
-            c.pull_all = lambda ref: [None for _ in c.pull(ref)]  # type: ignore[attr-defined]
             clients.append(c)
-            return c
-        yield make
+            for _ in c.pull(ref):
+                pass
+        yield pull
     finally:
         for c in clients:
             c.close()
@@ -129,13 +128,13 @@ def main() -> int:
                   f"docker-registry at {reg.host}; {args.runs} runs each", flush=True)
             reason = unavailable()
             with ref_dockerd(work) if reason is None else nothing() as docker, \
-                    supervisor(work) as client:
+                    supervisor(work) as daemon_pull:
                 for n in range(args.runs):
                     sides = {
                         OURS: [sys.executable, __file__, "--pull-into",
                                str(work / f"ours-{n}"), ref],
                         WARM: (lambda n=n: pull_into(work / f"ours-warm-{n}", ref)),
-                        DAEMON: (lambda n=n: client(f"pull{n}").pull_all(ref)),
+                        DAEMON: (lambda n=n: daemon_pull(f"pull{n}", ref)),
                         "docker pull": ((lambda: docker.docker("pull", "-q", ref))
                                         if docker is not None else None),
                         "skopeo copy": ["skopeo", "--insecure-policy", "copy", "-q",

@@ -16,7 +16,7 @@ from google.protobuf import any_pb2
 
 from dockyard.api.services.tasks.v1 import tasks_pb2 as tpb
 from dockyard.api.types import task_pb2
-from dockyard.containerd.client import Client
+from dockyard.containerd.client import Client, Image
 from tests.integration.containerd.daemon import Subscriber, unique
 from tests.integration.supervisor.conftest import Supervisor, wait_until
 
@@ -25,8 +25,7 @@ pytestmark = pytest.mark.root
 CTR = [sys.executable, "-m", "dockyard.containerd.ctr.main"]
 
 
-def detached(c: Client, cid: str, args: list[str], **task: object) -> int:
-    image = c.image(c.namespace_image)  # type: ignore[attr-defined]
+def detached(c: Client, image: Image, cid: str, args: list[str], **task: object) -> int:
     mounts = c.new_container(cid, image, args)
     c.create_task(cid, mounts, **task)  # type: ignore[arg-type]
     return c.start(cid)
@@ -43,18 +42,21 @@ def remove(c: Client, cid: str) -> None:
 
 @pytest.fixture
 def client(supervisor: Supervisor) -> Client:
-    c = supervisor.pulled()
-    c.namespace_image = supervisor.image_ref  # type: ignore[attr-defined]
-    return c
+    return supervisor.pulled()
 
 
-def test_exit_codes_and_signals(client: Client) -> None:
-    image = client.image(client.namespace_image)  # type: ignore[attr-defined]
+@pytest.fixture
+def image(client: Client, supervisor: Supervisor) -> Image:
+    return client.image(supervisor.image_ref)
+
+
+def test_exit_codes_and_signals(client: Client, image: Image) -> None:
     assert client.run(unique("c"), image, ["sh", "-c", "exit 3"]) == 3
     assert client.run(unique("c"), image, ["/bin/true"]) == 0
     cid = unique("c")
     # the init handles SIGTERM (as pid 1 it would ignore a signal it does not handle)
-    detached(client, cid, ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"])
+    detached(client, image, cid,
+             ["sh", "-c", "trap 'exit 42' TERM; while true; do sleep 0.05; done"])
     # an exec'd process dies of SIGTERM: 128 + 15
     spec = {"args": ["sleep", "600"], "cwd": "/", "env": ["PATH=/bin"],
             "user": {"uid": 0, "gid": 0}}
@@ -70,16 +72,16 @@ def test_exit_codes_and_signals(client: Client) -> None:
     assert status(client, cid) == task_pb2.STOPPED
     remove(client, cid)
     cid = unique("c")
-    detached(client, cid, ["sleep", "600"])
+    detached(client, image, cid, ["sleep", "600"])
     client.call(client.tasks.Kill, tpb.KillRequest(container_id=cid, signal=9))
     assert client.wait(cid) == 137
     remove(client, cid)
     assert client.call(client.tasks.List, tpb.ListTasksRequest()).tasks == []
 
 
-def test_exec_pause_resume_update_pids_metrics(client: Client) -> None:
+def test_exec_pause_resume_update_pids_metrics(client: Client, image: Image) -> None:
     cid = unique("c")
-    pid = detached(client, cid, ["sleep", "600"])
+    pid = detached(client, image, cid, ["sleep", "600"])
     spec = {"args": ["sh", "-c", "echo out; echo err >&2; exit 5"], "cwd": "/",
             "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}
     client.call(client.tasks.Exec, tpb.ExecProcessRequest(
@@ -132,9 +134,8 @@ def attach(c: Client, cid: str, exec_id: str = "", stdin: bytes | None = None,
     return out
 
 
-def test_attach_with_stdin(client: Client) -> None:
+def test_attach_with_stdin(client: Client, image: Image) -> None:
     cid = unique("c")
-    image = client.image(client.namespace_image)  # type: ignore[attr-defined]
     mounts = client.new_container(cid, image, ["sh", "-c", "tr a-z A-Z; echo done >&2"])
     client.create_task(cid, mounts, stdin=True)
     out = attach(client, cid, stdin=b"hello\nworld\n")
@@ -143,9 +144,8 @@ def test_attach_with_stdin(client: Client) -> None:
     remove(client, cid)
 
 
-def test_terminal_and_resize(client: Client) -> None:
+def test_terminal_and_resize(client: Client, image: Image) -> None:
     cid = unique("c")
-    image = client.image(client.namespace_image)  # type: ignore[attr-defined]
     mounts = client.new_container(cid, image, ["sh", "-c", "sleep 0.3; stty size"],
                                   terminal=True)
     client.create_task(cid, mounts, terminal=True)
@@ -157,11 +157,10 @@ def test_terminal_and_resize(client: Client) -> None:
     remove(client, cid)
 
 
-def test_logs_with_rotation(client: Client, tmp_path: Path) -> None:
+def test_logs_with_rotation(client: Client, image: Image, tmp_path: Path) -> None:
     cid = unique("c")
     log = tmp_path / "c.log"
     script = "i=0; while [ $i -lt 400 ]; do echo line-$i; i=$((i+1)); done; echo bye >&2"
-    image = client.image(client.namespace_image)  # type: ignore[attr-defined]
     mounts = client.new_container(cid, image, ["sh", "-c", script])
     client.create_task(cid, mounts, log_path=str(log), log_max_size=4000, log_max_file=3)
     client.start(cid)
@@ -179,11 +178,10 @@ def test_logs_with_rotation(client: Client, tmp_path: Path) -> None:
     assert all(e["time"].endswith("Z") for e in entries)
 
 
-def test_events_of_a_task(client: Client, supervisor: Supervisor) -> None:
+def test_events_of_a_task(client: Client, image: Image, supervisor: Supervisor) -> None:
     sub = Subscriber(supervisor.daemon,
                      f'namespace=={client.namespace},topic~="^/tasks/"')
     try:
-        image = client.image(client.namespace_image)  # type: ignore[attr-defined]
         client.run(unique("c"), image, ["sh", "-c", "exit 4"])
         topics = []
         while len(topics) < 4:
@@ -194,8 +192,7 @@ def test_events_of_a_task(client: Client, supervisor: Supervisor) -> None:
         sub.close()
 
 
-def test_many_containers_at_once(client: Client) -> None:
-    image = client.image(client.namespace_image)  # type: ignore[attr-defined]
+def test_many_containers_at_once(client: Client, image: Image) -> None:
     with ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(lambda i: client.run(f"m{i}-{unique()}", image,
                                                    ["sh", "-c", f"exit {i % 5}"]), range(24)))
@@ -203,12 +200,12 @@ def test_many_containers_at_once(client: Client) -> None:
     assert client.call(client.tasks.List, tpb.ListTasksRequest()).tasks == []
 
 
-def test_errors_are_grpc_statuses(client: Client) -> None:
+def test_errors_are_grpc_statuses(client: Client, image: Image) -> None:
     with pytest.raises(grpc.RpcError) as e:
         client.start("nope")
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
     cid = unique("c")
-    detached(client, cid, ["sleep", "600"])
+    detached(client, image, cid, ["sleep", "600"])
     with pytest.raises(grpc.RpcError) as e:
         client.create_task(cid)
     assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS

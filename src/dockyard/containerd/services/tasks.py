@@ -168,7 +168,7 @@ class TasksService(rpc.TasksServicer):
             except (ShimError, OSError):
                 continue
             data = struct_pb2.Struct()
-            data.update(json.loads(json.dumps(stats)))
+            data.update(stats)
             packed = any_pb2.Any()
             packed.Pack(data)
             out.append(metrics_pb2.Metric(timestamp=timestamp(datetime.now().astimezone()),

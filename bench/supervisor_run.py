@@ -100,6 +100,8 @@ def main() -> int:
     ap.add_argument("--parallel", type=int, default=8)
     ap.add_argument("--idle", type=int, default=10)
     ap.add_argument("--dir", default="/var/tmp")
+    ap.add_argument("--phases", action="store_true",
+                    help="also print the median time of each of our gRPC calls")
     args = ap.parse_args()
     if reason := unavailable():
         raise SystemExit(f"supervisor_run: {reason}")
@@ -143,6 +145,18 @@ def main() -> int:
                 for _ in client.pull(ref_name):
                     pass
         image = client.image(ref_name)
+        phases: dict[str, list[float]] = {}
+        if args.phases:
+            plain_call = client.call
+
+            def call(method: object, request: object) -> object:
+                start = time.perf_counter()
+                try:
+                    return plain_call(method, request)
+                finally:
+                    name = type(request).__name__.removesuffix("Request")
+                    phases.setdefault(name, []).append(time.perf_counter() - start)
+            client.call = call  # type: ignore[method-assign]
 
         def ours(i: int) -> None:
             if client.run(f"t{token}-{i}", image, ["/bin/true"]) != 0:
@@ -175,6 +189,8 @@ def main() -> int:
                 print(f"  {name:18} median {statistics.median(v) * 1000:6.1f} ms   "
                       f"best {min(v) * 1000:6.1f} ms")
             base = statistics.median(results["containerd (ctr)"])
+            for name, v in phases.items():
+                print(f"    {name:22} median {statistics.median(v) * 1000:6.2f} ms")
             for name in ("dockyard (gRPC)", "dockyard-ctr"):
                 print(f"  ratio {name} / containerd (ctr): "
                       f"{statistics.median(results[name]) / base:.2f} (medians)")

@@ -66,6 +66,12 @@ class Child:
             elif value is not None:
                 names.append(name)
                 numbers.append(value)
+        # Our stdio too: stage-1 may have been started by another process (the shim starts
+        # it before it knows the container's pipes), so it takes these over as its own.
+        for n, name in enumerate(STDIO):
+            if _is_open(n):
+                names.append(name)
+                numbers.append(n)
         doc["fd_names"] = names
         from dockyard.runtime import jsonio, sync  # not before: stage-1 starts first
 
@@ -84,6 +90,17 @@ class Child:
             self.sock = -1
 
 
+STDIO = ("stdin", "stdout", "stderr")
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError:
+        return False
+    return True
+
+
 def reap(pid: int) -> int | None:
     try:
         return os.waitpid(pid, 0)[1]
@@ -96,9 +113,24 @@ _early: Child | None = None
 
 def prespawn(preserve_fds: int) -> None:
     """Start stage-1 before the CLI has even imported what it needs: its interpreter start
-    and imports (~15 ms) then overlap with ours, on another core."""
+    and imports (~15 ms) then overlap with ours, on another core. A no-op when one is
+    waiting already: the shim starts one as it starts, and runs the CLI in a fork of
+    itself, which inherits it (it is then the CLI's sibling, which reap() allows)."""
     global _early
+    if _early is not None and _early.preserve_fds == preserve_fds:
+        return
+    discard_prespawned()
     _early = _start(preserve_fds)
+
+
+def hand_over_prespawned() -> None:
+    """In the shim, once a fork of it runs the CLI: that fork has stage-1 now. Close our end
+    of its socket without killing it, so that it sees the end of the stream if the fork
+    dies; the shim reaps it like every other child."""
+    global _early
+    if _early is not None:
+        _early.close()
+        _early = None
 
 
 def discard_prespawned() -> None:
@@ -132,6 +164,10 @@ def _start(preserve_fds: int) -> Child:
     os.close(theirs)
     try:
         memfd = sealed_interpreter()
+        if memfd <= sock_no:  # a closed stdin frees low numbers: keep it clear of the dup2
+            lifted = fcntl.fcntl(memfd, fcntl.F_DUPFD_CLOEXEC, sock_no + 1)
+            os.close(memfd)
+            memfd = lifted
         try:
             pid = os.posix_spawn(
                 f"/proc/self/fd/{memfd}",

@@ -84,7 +84,7 @@ def recv_fds(fd: int, kind: int) -> tuple[bytes, list[int]]:
 
     s = _socket.socket(fileno=fd)
     try:
-        first, anc, _flags, _addr = s.recvmsg(_HDR.size, _socket.CMSG_SPACE(4 * 16),
+        first, anc, _flags, _addr = s.recvmsg(_HDR.size, _socket.CMSG_SPACE(4 * 64),
                                               _socket.MSG_CMSG_CLOEXEC | _socket.MSG_WAITALL)
     finally:
         s.detach()

@@ -89,6 +89,7 @@ def serve(opts: dict) -> tuple:
     loop = Loop()
     rt = Runtime(loop, resolve(runtime), os.path.abspath(opts["runtime-root"]), bundle,
                  opts["id"])
+    rt.prespawn()
     service = Service(loop, rt, namespace=opts["namespace"], cid=opts["id"], bundle=bundle,
                       console_dir=os.path.dirname(path))
     server = Server(loop, path, service)
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         opts = parse(argv)
         ready = int(opts["ready-fd"]) if opts.get("ready-fd") else None
+        if ready is not None:  # no child of ours may hold it: the reader waits for its end
+            os.set_inheritable(ready, False)
     except ValueError as e:
         sys.stderr.write(f"dockyard-shim: {e}\n{USAGE}\n")
         return 2

@@ -40,6 +40,14 @@ def test_no_descriptor_of_the_runtime_leaks_into_the_container(runc, make_bundle
         os.close(leak_w)
 
 
+def test_a_runtime_started_with_stdin_closed_runs_the_container(runc, make_bundle):
+    """Descriptors made or received then take the lowest numbers, 0 among them: none may
+    end up where stage-1's stdio or sync socket go (runc runs it too, and shows the same)."""
+    b = make_bundle(["ls", "/proc/self/fd"])
+    p = runc.run("run", "-b", str(b), "closed-in", stdin=None, preexec_fn=lambda: os.close(0))
+    assert sorted(p.stdout.decode().split()) == ["0", "1", "2", "3"]
+
+
 def test_tracing_records_the_steps_and_leaks_nothing(runc, make_bundle, tmp_path):
     """DOCKYARD_RUNC_TRACE (the benchmark's timeline) passes a descriptor to stage-1 and the
     init: it must be gone by the time the container's process runs."""

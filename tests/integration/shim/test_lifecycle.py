@@ -90,6 +90,45 @@ def test_a_runtime_failure_is_an_error_in_the_runtimes_words(shims):
     wait_for(lambda: not alive(pid), what="the shim to exit")
 
 
+def stage1_children(shim: int) -> list[int]:
+    """The shim's children still running dockyard-runc's sealed interpreter."""
+    found = []
+    for d in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rpartition(")")[2].split()[1])
+            if ppid == shim and os.readlink(f"/proc/{d}/exe").startswith("/memfd:dockyard-runc"):
+                found.append(int(d))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def test_the_stage1_the_shim_starts_early_serves_the_create_with_its_stdio(shims):
+    bundle, cid = shims.bundle(["sh", "-c", "echo out; echo err >&2; exit 4"])
+    client = shims.start(bundle, cid)
+    shim = int((bundle / "shim.pid").read_text())
+    assert len(stage1_children(shim)) == 1  # waiting before anyone asked for it
+    init = client.create(log=shims.log(bundle))["pid"]
+    # Taken over, not a second one: what remains is the init, waiting to be started.
+    assert stage1_children(shim) == [init]
+    client.start()
+    assert client.wait()["exit_status"] == 4
+    client.delete()
+    entries = log_entries(bundle / "container.log")
+    assert sorted((e["stream"], e["log"]) for e in entries) == [
+        ("stderr", "err\n"), ("stdout", "out\n")]
+
+
+def test_an_unused_stage1_goes_with_its_shim(shims):
+    bundle, cid = shims.bundle(["true"])
+    client = shims.start(bundle, cid)
+    shim = int((bundle / "shim.pid").read_text())
+    [stage1] = stage1_children(shim)
+    client.shutdown()
+    wait_for(lambda: not alive(shim) and not alive(stage1), what="shim and stage-1 to exit")
+
+
 def test_create_mounts_the_rootfs_and_delete_unmounts_it(shims):
     bundle, cid = shims.bundle(["cat", "/etc/hostname"], copy=False)
     client = shims.start(bundle, cid)

@@ -73,12 +73,15 @@ def main(sock: int) -> None:
     imported = time.monotonic_ns() // 1000
     try:
         payload, fds = sync.recv_fds(sock, sync.BOOT)
+        # Received descriptors take the lowest free numbers; 0-2 are for stdio (below).
+        fds = [_above_stdio(fd) for fd in fds]
         doc = jsonio.loads(payload)
         for name, fd in zip(doc.pop("fd_names", ()), fds, strict=False):
             if name.endswith("[]"):
                 doc.setdefault(f"{name[:-2]}_fds", []).append(fd)
             else:
                 doc[f"{name}_fd"] = fd
+        _adopt_stdio(doc)
         tracepoints.adopt(doc.pop("trace_fd", None))
         tracepoints.mark_at(imported, "stage-1: imported")
         tracepoints.mark("stage-1: got the config")
@@ -92,6 +95,30 @@ def main(sock: int) -> None:
     except BaseException as e:  # report every failure to the parent, then exit
         _fail(sock, e)
     os._exit(0)
+
+
+def _above_stdio(fd: int) -> int:
+    if fd > 2:
+        return fd
+    lifted = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.close(fd)
+    return lifted
+
+
+def _adopt_stdio(doc: dict) -> None:
+    """The CLI's stdio as ours (and so the container's): whoever started this process may
+    not be the CLI (see process.prespawn). A stream the CLI had closed is closed here too."""
+    got = [doc.pop(f"{name}_fd", None) for name in ("stdin", "stdout", "stderr")]
+    for target, fd in enumerate(got):
+        if fd is None:
+            try:
+                os.close(target)
+            except OSError:
+                pass
+        else:
+            os.dup2(fd, target)
+    for fd in {fd for fd in got if fd is not None}:
+        os.close(fd)
 
 
 def _import_what_it_uses(spec: Spec) -> None:

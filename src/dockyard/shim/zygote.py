@@ -39,8 +39,25 @@ def set_title(argv: list[str]) -> None:
 
 
 def preload() -> None:
-    """What a shim imports as it starts and serves, imported once here instead."""
-    from dockyard.runtime import container, errors, state  # noqa: F401
+    """What a shim imports as it starts and serves, imported once here instead: in each shim
+    they would be its own pages, and the time to import them. dockyard-runc's CLI (which
+    a shim runs in a fork of itself) with the modules its create validates a config with."""
+    import encodings.ascii  # noqa: F401
+
+    from dockyard import mounting  # noqa: F401
+    from dockyard.runtime import cli, container, errors, state  # noqa: F401
+    from dockyard.runtime import main as _runc_main  # noqa: F401
+    from dockyard.runtime.linux import (  # noqa: F401
+        capabilities,
+        credentials,
+        devices,
+        mountopts,
+        rlimits,
+        rootfs,
+        seccomp,
+        securejoin,
+    )
+    from dockyard.runtime.linux.cgroups import devrules, resources, stats, v1, v2  # noqa: F401
     from dockyard.shim import jsonlog, loop, main, records, server, service  # noqa: F401
     from dockyard.shim import runtime as _runtime  # noqa: F401
 
@@ -91,6 +108,12 @@ def serve(path: str, ready: int | None) -> int:
 
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)
     preload()
+    import gc
+
+    # The imported objects stay shared with every shim only while nobody writes to their
+    # pages; a collection writes to each object it visits, and frozen ones it does not.
+    gc.collect()
+    gc.freeze()
     try:
         os.unlink(path)
     except FileNotFoundError:

@@ -1,0 +1,111 @@
+"""The engine as one object: its configuration, the supervisor it talks to, the event bus,
+and the services (images, containers, volumes) the API modules call. Services are built in a
+fixed order, each given the daemon: images first (containers need them), volumes before
+containers (which mount them).
+
+    <data-root>/
+      engine-id                 this engine's ID (docker info's ID)
+      containers/<id>/          each container's configuration and log (containers/)
+      volumes/                  the local volume driver (volumes/)
+      containerd/               the managed supervisor's root (supervisor.py)
+    <exec-root>/
+      dockyard.sock             the API socket (unless -H says otherwise)
+      dockyardd.pid
+      containerd/               the managed supervisor's state and socket
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+from dockyard.engine.config import DaemonConfig
+from dockyard.engine.events import EventBus
+from dockyard.engine.supervisor import Supervisor, ensure_managed, wait_ready
+
+log = logging.getLogger("dockyard.engine")
+
+
+class Daemon:
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.data_root = Path(config.data_root)
+        self.exec_root = Path(config.exec_root)
+        self.events = EventBus()
+        self.sup: Supervisor | None = None
+        self.engine_id = ""
+        self.services: list[Any] = []
+        self.images: Any = None
+        self.volumes: Any = None
+        self.containers: Any = None
+
+    @property
+    def supervisor(self) -> Supervisor:
+        assert self.sup is not None, "the daemon has not started"
+        return self.sup
+
+    async def start(self) -> None:
+        for d in (self.data_root, self.exec_root):
+            d.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.engine_id = self._engine_id()
+        import asyncio
+
+        address = self.config.containerd or await asyncio.to_thread(
+            ensure_managed, str(self.data_root), str(self.exec_root), self.config.log_level)
+        self.sup = Supervisor(address)
+        await wait_ready(self.sup)
+        for name, factory in self._service_factories():
+            service = factory(self)
+            setattr(self, name, service)
+            self.services.append(service)
+            await service.start()
+
+    def _service_factories(self) -> list[tuple[str, Any]]:
+        """The services that exist so far, in start order."""
+        found = []
+        for name, module, cls in (("images", "dockyard.engine.images.service", "ImageService"),
+                                  ("volumes", "dockyard.engine.volumes.service",
+                                   "VolumeService"),
+                                  ("containers", "dockyard.engine.containers.service",
+                                   "ContainerService")):
+            try:
+                mod = __import__(module, fromlist=[cls])
+            except ModuleNotFoundError as e:
+                if e.name and module.startswith(e.name):
+                    continue
+                raise
+            found.append((name, getattr(mod, cls)))
+        return found
+
+    def _engine_id(self) -> str:
+        path = self.data_root / "engine-id"
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            value = str(uuid.uuid4())
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(value)
+            os.replace(tmp, path)
+            return value
+
+    async def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for service in self.services:
+            counts = getattr(service, "counts", None)
+            if counts is not None:
+                out.update(await counts())
+        return out
+
+    async def close(self, *, stop_containers: bool) -> None:
+        """Services in reverse order; with `stop_containers` (no live restore) the
+        containers service stops what runs, as dockerd does on shutdown."""
+        for service in reversed(self.services):
+            try:
+                await service.close(stop_containers=stop_containers)
+            except Exception:
+                log.exception("closing %s", type(service).__name__)
+        if self.sup is not None:
+            await self.sup.close()

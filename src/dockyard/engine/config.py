@@ -15,6 +15,7 @@ no fallback unless asked, so that nothing reaches docker.io in tests).
       "log-level": "info",
       "log-driver": "json-file",
       "log-opts": {"max-size": "10m", "max-file": "3"},
+      "cgroup-parent": "/docker",             # containers' cgroups: <parent>/<id>
       "tls": false, "tlsverify": false, "tlscacert": "", "tlscert": "", "tlskey": "",
       "tcp-insecure": false                   # plain TCP: only with this explicit opt-out
     }
@@ -60,6 +61,7 @@ class DaemonConfig:
     tcp_insecure: bool = False
     debug: bool = False
     group: str = "dockyard"
+    cgroup_parent: str = "/docker"
 
     @property
     def pid_path(self) -> str:

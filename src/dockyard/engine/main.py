@@ -58,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-l", "--log-level", choices=["debug", "info", "warn", "error", "fatal"])
     p.add_argument("-D", "--debug", action="store_true", default=None)
     p.add_argument("-G", "--group", help="group of the unix socket")
+    p.add_argument("--cgroup-parent", help="parent cgroup of all containers")
     p.add_argument("-v", "--version", action="store_true", help="print the version")
     return p
 

@@ -41,6 +41,7 @@ class Daemon:
         self.images: Any = None
         self.volumes: Any = None
         self.containers: Any = None
+        self.streams: Any = None
 
     @property
     def supervisor(self) -> Supervisor:
@@ -70,7 +71,9 @@ class Daemon:
                                   ("volumes", "dockyard.engine.volumes.service",
                                    "VolumeService"),
                                   ("containers", "dockyard.engine.containers.service",
-                                   "ContainerService")):
+                                   "ContainerService"),
+                                  ("streams", "dockyard.engine.containers.streams",
+                                   "StreamService")):
             try:
                 mod = __import__(module, fromlist=[cls])
             except ModuleNotFoundError as e:

@@ -1,0 +1,1 @@
+"""Volumes: the local driver, and the mount points containers get (binds, volumes, tmpfs)."""

@@ -1,0 +1,114 @@
+"""The local volume driver: a directory per volume, optionally a mount made on it.
+
+    <data-root>/volumes/<name>/
+      opts.json     {"Name", "Labels", "Options", "CreatedAt", "Anonymous"} (atomic writes)
+      _data/        the volume's content: what containers mount
+
+Options as Docker's local driver takes them: `type`, `device`, `o` (mount(8)'s, as in
+`-o type=tmpfs -o device=tmpfs -o o=size=100m`) mount <device> on _data while a container
+uses the volume, and unmount it after the last one; no options: a plain directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from dockyard.engine.errors import InvalidParameter, NotFound
+
+OPTION_KEYS = ("type", "device", "o")
+
+
+def check_options(opts: Mapping[str, str]) -> None:
+    for key in opts:
+        if key not in OPTION_KEYS:
+            raise InvalidParameter(f"invalid option key: {key!r}")
+    if ("type" in opts) != ("device" in opts) and not (opts.get("type") == "tmpfs"):
+        raise InvalidParameter("missing required option: \"device\"" if "type" in opts
+                               else "missing required option: \"type\"")
+
+
+class LocalDriver:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
+
+    def dir(self, name: str) -> Path:
+        return self.root / name
+
+    def data(self, name: str) -> Path:
+        return self.root / name / "_data"
+
+    def names(self) -> list[str]:
+        return sorted(p.name for p in self.root.iterdir() if (p / "opts.json").is_file())
+
+    def read(self, name: str) -> dict[str, Any]:
+        try:
+            return json.loads((self.dir(name) / "opts.json").read_text())
+        except FileNotFoundError:
+            raise NotFound(f"get {name}: no such volume") from None
+        except ValueError:
+            raise NotFound(f"get {name}: volume metadata is unreadable") from None
+
+    def create(self, name: str, options: Mapping[str, str], labels: Mapping[str, str],
+               anonymous: bool) -> dict[str, Any]:
+        check_options(options)
+        d = self.dir(name)
+        (d / "_data").mkdir(parents=True, exist_ok=True, mode=0o755)
+        doc = {"Name": name, "Labels": dict(labels), "Options": dict(options),
+               "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+               "Anonymous": anonymous}
+        tmp = d / "opts.json.tmp"
+        with open(tmp, "w") as f:
+            json.dump(doc, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, d / "opts.json")  # the volume exists from here on
+        return doc
+
+    def remove(self, name: str) -> None:
+        d = self.dir(name)
+        try:
+            os.unlink(d / "opts.json")  # first: a half-removed volume is no volume
+        except FileNotFoundError:
+            raise NotFound(f"get {name}: no such volume") from None
+        self.unmount(name)
+        shutil.rmtree(d, ignore_errors=True)
+
+    def mount(self, name: str) -> None:
+        """The option mount on _data, if the volume has one and it is not there yet."""
+        opts = self.read(name).get("Options") or {}
+        if not opts.get("type"):
+            return
+        target = self.data(name)
+        if os.path.ismount(target):
+            return
+        cmd = ["mount", "-t", opts["type"]]
+        if opts.get("o"):
+            cmd += ["-o", opts["o"]]
+        done = subprocess.run([*cmd, opts.get("device") or opts["type"], str(target)],
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise InvalidParameter(f"error while mounting volume '{target}': "
+                                   f"{done.stderr.strip() or 'mount failed'}")
+
+    def unmount(self, name: str) -> None:
+        target = self.data(name)
+        if os.path.ismount(target):
+            subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+    def usage(self, name: str) -> int:
+        total = 0
+        for dirpath, _dirs, files in os.walk(self.data(name)):
+            for f in files:
+                try:
+                    total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+                except OSError:
+                    pass
+        return total

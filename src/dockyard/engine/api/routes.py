@@ -7,7 +7,7 @@ from typing import Any
 
 from dockyard.engine.api.server import Route
 
-MODULES = ["system"]
+MODULES = ["system", "volumes"]
 
 
 def all_routes(daemon: Any) -> list[list[Route]]:

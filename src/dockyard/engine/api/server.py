@@ -94,7 +94,10 @@ def add_headers(response: web.StreamResponse) -> None:
 def error_response(status: int, message: str) -> web.Response:
     if status == 304:
         return web.Response(status=304)
-    return web.json_response({"message": message}, status=status)
+    # "application/json" exactly: the docker CLI decodes an error body only then (with a
+    # charset it prints the JSON as it is).
+    return web.Response(body=json.dumps({"message": message}).encode(), status=status,
+                        headers={"Content-Type": "application/json"})
 
 
 async def json_body(request: web.Request, *, required: bool = True) -> Any:

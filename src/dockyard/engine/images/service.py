@@ -26,6 +26,18 @@ from dockyard.image.layers.chain import chain_id
 from dockyard.image.library import Resolved, resolve
 
 _ID_PREFIX = re.compile(r"^(?:sha256:)?[a-f0-9]{1,64}$")
+_DIGEST_NAME = re.compile(r"^sha256:[a-f0-9]{64}$")
+
+
+def parse_name(name: str) -> reference.Reference | None:
+    """An image record's name as a reference; None for the bare digests that name images
+    loaded without a tag (Docker's dangling images) and for anything unparsable."""
+    if _DIGEST_NAME.match(name):
+        return None
+    try:
+        return reference.parse(name)
+    except ImageError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -57,9 +69,8 @@ class EngineImage:
     def repo_tags(self) -> list[str]:
         out = []
         for n in self.names:
-            try:
-                ref = reference.parse(n)
-            except ImageError:
+            ref = parse_name(n)
+            if ref is None:
                 continue
             if ref.tag and not ref.digest:
                 out.append(ref.familiar())
@@ -70,6 +81,7 @@ class ImageService:
     def __init__(self, daemon: Any) -> None:
         self.daemon = daemon
         self._resolved: dict[str, Resolved] = {}
+        self._usage: dict[str, int] = {}  # committed snapshot (chain ID) -> bytes
 
     async def start(self) -> None:
         pass
@@ -173,6 +185,83 @@ class ImageService:
             if len(found) == 1:
                 return found[0]
         raise NotFound(f"No such image: {ref_or_id}")
+
+
+    async def layer_sizes(self, image: EngineImage) -> list[int]:
+        """Each layer's unpacked size (its snapshot's usage, as Docker counts image sizes),
+        or its compressed size where it is not unpacked here."""
+        from dockyard.api.services.snapshots.v1 import snapshots_pb2 as snapshots_pb
+
+        diff_ids = list(image.resolved.config.rootfs_diff_ids)
+        out = []
+        for i, d in enumerate(image.resolved.manifest.layers):
+            key = str(chain_id(diff_ids[:i + 1])) if i < len(diff_ids) else ""
+            size = self._usage.get(key)
+            if size is None and key:
+                try:
+                    size = (await self.sup.call(self.sup.snapshots.Usage,
+                                                snapshots_pb.UsageRequest(key=key))).size
+                    self._usage[key] = size
+                except grpc.RpcError:
+                    size = None
+            out.append(int(size) if size is not None else int(d.size))
+        return out
+
+    async def with_all_names(self, image: EngineImage) -> EngineImage:
+        """`image` with every name that points at its ID (get() by name knows one)."""
+        for other in await self.list():
+            if other.id == image.id:
+                return other
+        return image
+
+    async def record(self, name: str) -> Any | None:
+        """The supervisor's image record called `name` (a full reference), or None."""
+        try:
+            return (await self.sup.call(self.sup.images.Get,
+                                        images_pb.GetImageRequest(name=name))).image
+        except grpc.RpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise from_grpc(e) from None
+
+    async def tag(self, source: str, target: str) -> EngineImage:
+        """Name the image `source` designates `target` too ("repo" means "repo:latest"),
+        as POST /images/{name}/tag does; a name already in use moves to this image."""
+        image = await self.get(source)
+        try:
+            ref = reference.parse(target).with_default_tag()
+        except ImageError as e:
+            raise InvalidParameter(str(e)) from None
+        if ref.digest:
+            raise InvalidParameter("refusing to create a tag with a digest reference")
+        name = str(ref)
+        rec = images_pb.Image(name=name, target=_target_proto(image.target))
+        try:
+            if await self.record(name) is None:
+                await self.sup.call(self.sup.images.Create,
+                                    images_pb.CreateImageRequest(image=rec))
+            else:
+                await self.sup.call(self.sup.images.Update,
+                                    images_pb.UpdateImageRequest(image=rec))
+        except grpc.RpcError as e:
+            raise from_grpc(e) from None
+        self.daemon.events.publish("image", "tag", image.id, {"name": ref.familiar()})
+        return image
+
+    async def delete_name(self, name: str, *, sync: bool = False) -> None:
+        try:
+            await self.sup.call(self.sup.images.Delete,
+                                images_pb.DeleteImageRequest(name=name, sync=sync))
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.NOT_FOUND:
+                raise from_grpc(e) from None
+
+
+def _target_proto(target: Descriptor) -> Any:
+    from dockyard.api.types import descriptor_pb2
+
+    return descriptor_pb2.Descriptor(media_type=target.media_type, digest=str(target.digest),
+                                     size=int(target.size))
 
 
 class _Missing(Exception):

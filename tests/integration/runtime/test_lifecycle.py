@@ -35,6 +35,23 @@ def test_run_true(runc, make_bundle):
     assert runc.run("run", "--bundle", str(b), "t").returncode == 0
 
 
+def test_home_comes_from_the_containers_passwd_when_env_has_none(runc, make_bundle):
+    from dockyard.runtime.specgen import default_spec
+
+    def process(**changes) -> dict:
+        p = default_spec(["sh", "-c", "echo $HOME"], terminal=False)["process"]
+        p.update(changes)
+        return p
+
+    b = make_bundle(["sh", "-c", "echo $HOME"])
+    assert runc.run("run", "-b", str(b), "home0").stdout == b"/root\n"
+    b = make_bundle(process=process(user={"uid": 1000, "gid": 1000}))
+    out = runc.run("run", "-b", str(b), "home1000", check=False)
+    assert out.stdout == b"/home/user\n", out.stderr
+    b = make_bundle(process=process(env=["HOME=/given", "PATH=/bin"]))
+    assert runc.run("run", "-b", str(b), "homegiven").stdout == b"/given\n"
+
+
 def test_container_is_pid_1_with_its_hostname(runc, make_bundle):
     b = make_bundle(["sh", "-c", "echo $$; hostname; cat /proc/1/cmdline | tr '\\0' ' '"])
     out = runc.run("run", "-b", str(b), "pid1").stdout.decode().split("\n")

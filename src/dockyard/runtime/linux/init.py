@@ -415,6 +415,8 @@ def _exec(sock: int, boot: Boot, spec: Spec) -> None:
     """execve; on failure an exec'd process tells its parent, an init its stderr."""
     process = spec.process
     env = dict(e.split("=", 1) for e in process.get("env") or [])
+    if "HOME" not in env:  # as runc: from the container's passwd (we are past pivot_root)
+        env["HOME"] = credentials.lookup_home(int((process.get("user") or {}).get("uid", 0)))
     tracepoints.mark("init: execve")
     try:
         os.execve(boot.doc["exe"], process["args"], env)

@@ -119,7 +119,7 @@ def attach(c: Client, cid: str, exec_id: str = "", stdin: bytes | None = None,
     """Attach, start, collect the output by stream until the process ends."""
     def requests():  # type: ignore[no-untyped-def]
         yield tpb.AttachRequest(container_id=cid, exec_id=exec_id, stdin=stdin is not None,
-                                stdout=True, stderr=True)
+                                stdout=True, stderr=True, stdin_once=True)
         if stdin is not None:
             yield tpb.AttachRequest(data=stdin, close_stdin=True)
 
@@ -141,6 +141,30 @@ def test_attach_with_stdin(client: Client, image: Image) -> None:
     out = attach(client, cid, stdin=b"hello\nworld\n")
     assert client.wait(cid) == 0
     assert out == {1: b"HELLO\nWORLD\n", 2: b"done\n"}
+    remove(client, cid)
+
+
+def test_stdin_stays_open_after_an_attach_without_stdin_once(client: Client,
+                                                             image: Image) -> None:
+    cid = unique("c")
+    mounts = client.new_container(cid, image, ["cat"])
+    client.create_task(cid, mounts, stdin=True)
+    client.start(cid)
+
+    def feed(data: bytes, once: bool):  # type: ignore[no-untyped-def]
+        def requests():  # type: ignore[no-untyped-def]
+            yield tpb.AttachRequest(container_id=cid, stdin=True, stdout=True, stderr=True,
+                                    stdin_once=once)
+            yield tpb.AttachRequest(data=data, close_stdin=True)
+        return client.tasks.Attach(requests(), metadata=client.metadata, timeout=30)
+
+    first = feed(b"first\n", once=False)
+    assert next(first).stream == 0
+    assert next(first).data == b"first\n"  # cat echoed it: its stdin is still open ...
+    first.cancel()
+    second = feed(b"second\n", once=True)  # ... for the next writer, whose end closes it
+    assert [r.data for r in second] == [b"", b"second\n"]
+    assert client.wait(cid) == 0
     remove(client, cid)
 
 

@@ -266,7 +266,7 @@ def attached(client: Client, cid: str, exec_id: str, terminal: bool) -> int:
 
     def requests() -> Iterator[tasks_pb.AttachRequest]:
         yield tasks_pb.AttachRequest(container_id=cid, exec_id=exec_id, stdin=True,
-                                     stdout=True, stderr=not terminal)
+                                     stdout=True, stderr=not terminal, stdin_once=True)
         ready.wait()
         while not done.is_set():
             readable, _, _ = select.select([0], [], [], 0.2)

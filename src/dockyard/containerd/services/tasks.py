@@ -247,7 +247,7 @@ class TasksService(rpc.TasksServicer):
         client = self.tasks.live(ns, first.container_id)
         reader, writer = await client.attach(
             exec_id=first.exec_id, stdin=first.stdin, stdout=first.stdout or not first.stderr,
-            stderr=first.stderr, stdin_once=True)
+            stderr=first.stderr, stdin_once=first.stdin_once)
         pump = asyncio.create_task(_stdin(first, requests, writer)) if first.stdin else None
         try:
             yield pb.AttachResponse(stream=0)  # attached: output from now on reaches us
@@ -269,7 +269,7 @@ class TasksService(rpc.TasksServicer):
 async def _stdin(first: pb.AttachRequest, requests: AsyncIterator[pb.AttachRequest],
                  writer: asyncio.StreamWriter) -> None:
     """Client's messages → the container's stdin; close_stdin (or the client's end of its
-    stream) ends it."""
+    stream) ends this attach's stdin, and with stdin_once the process's."""
     if first.data:
         writer.write(first.data)
         await writer.drain()

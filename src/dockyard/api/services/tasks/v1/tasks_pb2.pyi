@@ -247,7 +247,7 @@ class WaitResponse(_message.Message):
     def __init__(self, exit_status: _Optional[int] = ..., exited_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class AttachRequest(_message.Message):
-    __slots__ = ("container_id", "exec_id", "stdin", "stdout", "stderr", "data", "close_stdin")
+    __slots__ = ("container_id", "exec_id", "stdin", "stdout", "stderr", "data", "close_stdin", "stdin_once")
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     EXEC_ID_FIELD_NUMBER: _ClassVar[int]
     STDIN_FIELD_NUMBER: _ClassVar[int]
@@ -255,6 +255,7 @@ class AttachRequest(_message.Message):
     STDERR_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CLOSE_STDIN_FIELD_NUMBER: _ClassVar[int]
+    STDIN_ONCE_FIELD_NUMBER: _ClassVar[int]
     container_id: str
     exec_id: str
     stdin: bool
@@ -262,7 +263,8 @@ class AttachRequest(_message.Message):
     stderr: bool
     data: bytes
     close_stdin: bool
-    def __init__(self, container_id: _Optional[str] = ..., exec_id: _Optional[str] = ..., stdin: _Optional[bool] = ..., stdout: _Optional[bool] = ..., stderr: _Optional[bool] = ..., data: _Optional[bytes] = ..., close_stdin: _Optional[bool] = ...) -> None: ...
+    stdin_once: bool
+    def __init__(self, container_id: _Optional[str] = ..., exec_id: _Optional[str] = ..., stdin: _Optional[bool] = ..., stdout: _Optional[bool] = ..., stderr: _Optional[bool] = ..., data: _Optional[bytes] = ..., close_stdin: _Optional[bool] = ..., stdin_once: _Optional[bool] = ...) -> None: ...
 
 class AttachResponse(_message.Message):
     __slots__ = ("stream", "data")

@@ -7,7 +7,7 @@ from typing import Any
 
 from dockyard.engine.api.server import Route
 
-MODULES = ["system", "volumes", "images", "auth"]
+MODULES = ["system", "volumes", "images", "auth", "streams", "exec", "containers"]
 
 
 def all_routes(daemon: Any) -> list[list[Route]]:

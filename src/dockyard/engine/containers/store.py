@@ -1,0 +1,143 @@
+"""Containers on disk, as dockerd lays them out:
+
+    <data-root>/containers/<id>/
+      config.v2.json        the container (model.Container.to_disk); written last at create:
+                            a directory without it is a create that did not finish
+      hostconfig.json       its HostConfig
+      hostname, hosts, resolv.conf      bind-mounted into the container
+      <id>-json.log         its log (written by the shim), rotated as <id>-json.log.N
+    <data-root>/containers/.<id>.removing/    a removal in progress (finished at next start)
+
+Every file is written whole or not at all: a temporary file, fsync, rename, fsync of the
+directory. A kill -9 leaves either the old document or the new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from dockyard.engine.containers.model import Container
+
+log = logging.getLogger("dockyard.engine")
+
+
+def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+class ContainerStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True, mode=0o710)
+
+    def directory(self, cid: str) -> Path:
+        return self.root / cid
+
+    def prepare(self, cid: str) -> Path:
+        d = self.directory(cid)
+        d.mkdir(mode=0o710)
+        return d
+
+    def save(self, c: Container, *, host_config: bool = False) -> None:
+        """Now, in this thread (at create: nothing else knows the container yet)."""
+        d = Path(c.directory)
+        if host_config:
+            write_atomic(d / "hostconfig.json", json.dumps(c.host_config).encode())
+        write_atomic(d / "config.v2.json", json.dumps(c.to_disk()).encode(), 0o600)
+
+    async def commit(self, c: Container, *, host_config: bool = False) -> None:
+        """Write the container's state as it is now, in a thread, one write at a time per
+        container: saves asked while one is writing are folded into the next (which writes
+        the newest state), so the file never goes back to an older one."""
+        c.save_asked += 1
+        wanted = c.save_asked
+        async with c.save_lock:
+            if c.save_done >= wanted and not host_config:
+                return
+            upto = c.save_asked
+            doc = json.dumps(c.to_disk()).encode()
+            host = json.dumps(c.host_config).encode() if host_config else None
+            d = Path(c.directory)
+
+            def write() -> None:
+                if host is not None:
+                    write_atomic(d / "hostconfig.json", host)
+                write_atomic(d / "config.v2.json", doc, 0o600)
+
+            try:
+                await asyncio.to_thread(write)
+            except FileNotFoundError:
+                if d.exists():
+                    raise  # else: removed meanwhile
+            c.save_done = upto
+
+    def load_all(self) -> tuple[list[Container], list[str]]:
+        """(containers, ids of half-created ones, whose directories were removed)."""
+        found: list[Container] = []
+        broken: list[str] = []
+        for entry in sorted(self.root.iterdir()):
+            if entry.name.startswith("."):
+                if entry.name.endswith(".removing"):
+                    broken.append(entry.name[1:].removesuffix(".removing"))
+                    shutil.rmtree(entry, ignore_errors=True)
+                elif entry.name.endswith(".tmp"):
+                    entry.unlink(missing_ok=True)
+                continue
+            try:
+                doc = json.loads((entry / "config.v2.json").read_text())
+                host_config = json.loads((entry / "hostconfig.json").read_text())
+                found.append(Container.from_disk(doc, host_config, str(entry)))
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                log.warning("removing unfinished container %s: %s", entry.name, e)
+                broken.append(entry.name)
+                shutil.rmtree(entry, ignore_errors=True)
+        return found, broken
+
+    def remove(self, cid: str) -> None:
+        """Rename first (one atomic step: the container is gone), then delete."""
+        d = self.directory(cid)
+        gone = self.root / f".{cid}.removing"
+        try:
+            os.rename(d, gone)
+        except FileNotFoundError:
+            return
+        shutil.rmtree(gone, ignore_errors=True)
+
+
+def read_host_file(path: str, fallback: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return fallback
+
+
+def write_network_files(c: Container, hostname: str, host_network: bool) -> None:
+    """hostname, hosts and resolv.conf as dockerd writes them for none/host networking."""
+    d = Path(c.directory)
+    write_atomic(d / "hostname", f"{hostname}\n".encode())
+    if host_network:
+        hosts = read_host_file("/etc/hosts", "127.0.0.1\tlocalhost\n")
+    else:
+        hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                 "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
+                 "ff02::2\tip6-allrouters\n")
+    write_atomic(d / "hosts", hosts.encode())
+    write_atomic(d / "resolv.conf", read_host_file("/etc/resolv.conf", "").encode())
+

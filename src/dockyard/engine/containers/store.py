@@ -8,8 +8,9 @@
       <id>-json.log         its log (written by the shim), rotated as <id>-json.log.N
     <data-root>/containers/.<id>.removing/    a removal in progress (finished at next start)
 
-Every file is written whole or not at all: a temporary file, fsync, rename, fsync of the
-directory. A kill -9 leaves either the old document or the new one.
+Every file is written whole or not at all: a temporary file, renamed over the old one (see
+write_atomic for which writes are fsynced). A kill -9 leaves either the old document or the
+new one.
 """
 
 from __future__ import annotations
@@ -26,20 +27,27 @@ from dockyard.engine.containers.model import Container
 log = logging.getLogger("dockyard.engine")
 
 
-def write_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, sync: bool = True,
+                 sync_dir: bool = False) -> None:
+    """Whole or not at all, also after a kill -9: a temporary file renamed over `path`.
+    `sync`: the data reaches the disk before the rename, so that a power cut leaves the
+    old or the new document, never an empty one (an ext4 without a journal would).
+    `sync_dir`: the rename itself is made durable (where a file comes into being)."""
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if sync:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    if sync_dir:
+        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 class ContainerStore:
@@ -60,7 +68,8 @@ class ContainerStore:
         d = Path(c.directory)
         if host_config:
             write_atomic(d / "hostconfig.json", json.dumps(c.host_config).encode())
-        write_atomic(d / "config.v2.json", json.dumps(c.to_disk()).encode(), 0o600)
+        write_atomic(d / "config.v2.json", json.dumps(c.to_disk()).encode(), 0o600,
+                     sync_dir=True)  # the container exists from here on
 
     async def commit(self, c: Container, *, host_config: bool = False) -> None:
         """Write the container's state as it is now, in a thread, one write at a time per
@@ -131,13 +140,15 @@ def read_host_file(path: str, fallback: str) -> str:
 def write_network_files(c: Container, hostname: str, host_network: bool) -> None:
     """hostname, hosts and resolv.conf as dockerd writes them for none/host networking."""
     d = Path(c.directory)
-    write_atomic(d / "hostname", f"{hostname}\n".encode())
+    # No fsync, as dockerd: a power cut may leave them empty, never the container's record.
+    write_atomic(d / "hostname", f"{hostname}\n".encode(), sync=False)
     if host_network:
         hosts = read_host_file("/etc/hosts", "127.0.0.1\tlocalhost\n")
     else:
         hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                  "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
                  "ff02::2\tip6-allrouters\n")
-    write_atomic(d / "hosts", hosts.encode())
-    write_atomic(d / "resolv.conf", read_host_file("/etc/resolv.conf", "").encode())
+    write_atomic(d / "hosts", hosts.encode(), sync=False)
+    write_atomic(d / "resolv.conf", read_host_file("/etc/resolv.conf", "").encode(),
+                 sync=False)
 

@@ -10,6 +10,7 @@ ours: one `Rule` per entry, conditions as plain tuples.
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 from collections.abc import Mapping, Sequence
@@ -188,8 +189,10 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(parts)
 
 
+@functools.cache
 def default_profile() -> dict[str, Any]:
-    """The default profile in Docker's JSON format (what `seccomp=<file>` also accepts)."""
+    """The default profile in Docker's JSON format (what `seccomp=<file>` also accepts).
+    Made once (every container's spec starts from it): callers read it, never change it."""
     return {"defaultAction": ERRNO,
             "archMap": [{"architecture": arches[0], "subArchitectures": list(arches[1:])}
                         for arches in ARCH_MAP.values()],

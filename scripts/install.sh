@@ -56,6 +56,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
+# dockyardd's socket is root:dockyard 0660, as dockerd's is root:docker.
+getent group dockyard >/dev/null || groupadd --system dockyard
+
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

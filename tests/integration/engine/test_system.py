@@ -55,8 +55,14 @@ def test_info_through_the_sdk(engine):
     assert info["Images"] >= 1  # busybox
 
 
-def test_the_socket_is_0660(engine):
+def test_the_socket_is_root_dockyard_0660(engine):
+    import grp
     import os
     import stat
 
-    assert stat.S_IMODE(os.stat(engine.sock).st_mode) == 0o660
+    st = os.stat(engine.sock)
+    assert stat.S_IMODE(st.st_mode) == 0o660 and st.st_uid == 0
+    try:  # scripts/install.sh makes the group
+        assert st.st_gid == grp.getgrnam("dockyard").gr_gid
+    except KeyError:
+        assert st.st_gid == 0

@@ -68,6 +68,9 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
+# Short-lived programs (the CLI, shims, the runtime) start faster from bytecode; write it now,
+# as an interpreter run with PYTHONDONTWRITEBYTECODE never would.
+.venv/bin/python -m compileall -q -j 0 src >/dev/null
 # The runtime is started for every container: give it a launcher that skips site and
 # pip's wrapper (which imports `re`), about 8 ms of a ~20 ms budget.
 .venv/bin/python -m dockyard.launchers .venv/bin

@@ -7,6 +7,7 @@ containers (which mount them).
       engine-id                 this engine's ID (docker info's ID)
       containers/<id>/          each container's configuration and log (containers/)
       volumes/                  the local volume driver (volumes/)
+      network/predefined.json   the IDs of the networks bridge, host and none (networks/)
       containerd/               the managed supervisor's root (supervisor.py)
     <exec-root>/
       dockyard.sock             the API socket (unless -H says otherwise)
@@ -40,6 +41,7 @@ class Daemon:
         self.services: list[Any] = []
         self.images: Any = None
         self.volumes: Any = None
+        self.networks: Any = None
         self.containers: Any = None
         self.streams: Any = None
 
@@ -70,6 +72,8 @@ class Daemon:
         for name, module, cls in (("images", "dockyard.engine.images.service", "ImageService"),
                                   ("volumes", "dockyard.engine.volumes.service",
                                    "VolumeService"),
+                                  ("networks", "dockyard.engine.networks.service",
+                                   "NetworkService"),
                                   ("containers", "dockyard.engine.containers.service",
                                    "ContainerService"),
                                   ("streams", "dockyard.engine.containers.streams",

@@ -168,5 +168,10 @@ def test_exec_events(engine, box):
     actions = [json.loads(x)["Action"] for x in lines]
     assert "exec_create: true" in actions and "exec_start: true" in actions
     assert "exec_die" in actions
-    die = next(json.loads(x) for x in lines if json.loads(x)["Action"] == "exec_die")
+    events = [json.loads(x) for x in lines]
+    # The box is shared with other tests: take the die of this exec, by its ID.
+    started = next(e for e in events if e["Action"] == "exec_start: true")
+    exec_id = started["Actor"]["Attributes"]["execID"]
+    die = next(e for e in events if e["Action"] == "exec_die"
+               and e["Actor"]["Attributes"]["execID"] == exec_id)
     assert die["Actor"]["Attributes"]["exitCode"] == "0"

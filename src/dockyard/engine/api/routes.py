@@ -7,7 +7,8 @@ from typing import Any
 
 from dockyard.engine.api.server import Route
 
-MODULES = ["system", "volumes", "images", "auth", "streams", "exec", "containers"]
+MODULES = ["system", "volumes", "images", "auth", "streams", "exec", "containers", "networks",
+           "system_usage"]
 
 
 def all_routes(daemon: Any) -> list[list[Route]]:

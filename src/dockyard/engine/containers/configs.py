@@ -41,6 +41,14 @@ HOST_CONFIG_TYPES = {
     "OomKillDisable": _BOOL, "BlkioWeight": "uint16", "CgroupnsMode": _STR,
     "MemorySwappiness": _INT, "Isolation": _STR, "ConsoleSize": "[2]uint",
 }
+# Every field dockerd's HostConfig struct has (Engine API 1.51, Resources included): dockerd
+# decodes into its structs, so any other key of a body is dropped, never stored.
+HOST_CONFIG_FIELDS = frozenset(HOST_CONFIG_TYPES) | {
+    "BlkioWeightDevice", "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
+    "BlkioDeviceWriteIOps", "CpuRealtimePeriod", "CpuRealtimeRuntime", "DeviceCgroupRules",
+    "DeviceRequests", "KernelMemory", "KernelMemoryTCP", "CpuCount", "CpuPercent",
+    "IOMaximumIOps", "IOMaximumBandwidth", "Annotations", "UsernsMode", "StorageOpt",
+    "MaskedPaths", "ReadonlyPaths"}
 RESOURCE_KEYS = ("CpuShares", "Memory", "NanoCpus", "CpuPeriod", "CpuQuota", "CpusetCpus",
                  "CpusetMems", "MemoryReservation", "MemorySwap", "PidsLimit", "BlkioWeight",
                  "MemorySwappiness", "OomKillDisable", "Ulimits", "Devices")
@@ -108,12 +116,12 @@ def parse_create(body: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
         raise InvalidParameter(f"json: cannot unmarshal {_json_kind(net)} into Go struct "
                                f"field CreateRequest.NetworkingConfig of type "
                                f"network.NetworkingConfig")
-    config = {k: copy.deepcopy(v) for k, v in body.items()
-              if k not in ("HostConfig", "NetworkingConfig")}
+    config = {k: copy.deepcopy(v) for k, v in body.items() if k in CONFIG_TYPES}
     for key in ("Cmd", "Entrypoint", "Shell"):  # a StrSlice may come as one string
         if isinstance(config.get(key), str):
             config[key] = [config[key]]
-    host_config = copy.deepcopy(host or {})
+    host_config = {k: copy.deepcopy(v) for k, v in (host or {}).items()
+                   if k in HOST_CONFIG_FIELDS}
     for key in ("CapAdd", "CapDrop"):
         if isinstance(host_config.get(key), str):
             host_config[key] = [host_config[key]]

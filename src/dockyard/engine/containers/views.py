@@ -10,7 +10,7 @@ import subprocess
 import time
 from typing import Any
 
-from dockyard.engine.containers.model import Container, parse_rfc3339
+from dockyard.engine.containers.model import ZERO_TIME, Container, parse_rfc3339
 from dockyard.engine.errors import InvalidParameter
 
 LIST_FILTERS = {"ancestor", "before", "expose", "exited", "health", "id", "isolation",
@@ -85,13 +85,34 @@ def _mounts(c: Container) -> list[dict[str, Any]]:
     return mounts.inspect(c)
 
 
-def _network_settings(c: Container) -> dict[str, Any]:
-    mode = c.host_config.get("NetworkMode") or "bridge"
+def network_name(c: Container) -> str:
+    """The network a container is on, by name: NetworkMode "default" (none given) is
+    "bridge", as dockerd shows it."""
+    mode = c.host_config.get("NetworkMode") or "default"
+    return "bridge" if mode == "default" else mode
+
+
+def _network_id(daemon: Any, name: str) -> str:
+    networks = getattr(daemon, "networks", None)
+    if networks is None:
+        return ""
+    try:
+        return networks.find(name).id
+    except Exception:  # not a network we know (yet): no ID, as for a created container
+        return ""
+
+
+def _network_settings(c: Container, daemon: Any = None) -> dict[str, Any]:
+    mode = network_name(c)
     networks: dict[str, Any] = {}
     if not mode.startswith("container:"):
+        # dockerd names the network's ID once the container has been started
+        started = daemon is not None and c.state.started_at not in ("", ZERO_TIME)
+        network_id = _network_id(daemon, mode) if started else ""
         networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None,
                           "MacAddress": "", "DriverOpts": None, "GwPriority": 0,
-                          "NetworkID": "", "EndpointID": "", "Gateway": "", "IPAddress": "",
+                          "NetworkID": network_id, "EndpointID": "", "Gateway": "",
+                          "IPAddress": "",
                           "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
                           "GlobalIPv6PrefixLen": 0, "DNSNames": None}
     return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
@@ -111,7 +132,7 @@ def inspect(c: Container, daemon: Any, size: tuple[int, int] | None = None) -> d
         "Platform": "linux", "MountLabel": "", "ProcessLabel": "", "AppArmorProfile": "",
         "ExecIDs": list(c.exec_ids) or None, "HostConfig": c.host_config,
         "GraphDriver": {"Data": None, "Name": "overlayfs"}, "Mounts": _mounts(c),
-        "Config": c.config, "NetworkSettings": _network_settings(c),
+        "Config": c.config, "NetworkSettings": _network_settings(c, daemon),
     }
     if size is not None:
         doc["SizeRw"], doc["SizeRootFs"] = size
@@ -127,7 +148,7 @@ def list_entry(c: Container, size: tuple[int, int] | None = None) -> dict[str, A
         "ImageID": c.image, "Command": command, "Created": int(parse_rfc3339(c.created)),
         "Ports": [], "Labels": c.config.get("Labels") or {}, "State": status,
         "Status": status_text(c),
-        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "bridge"},
+        "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
         "Mounts": _mounts(c),
     }
@@ -188,8 +209,7 @@ def select(containers: list[Container], filters: dict[str, list[str]], *, all_: 
                 a in (c.config.get("Image"), c.image, c.image_ref)
                 or image_ids.get(a) == c.image for a in filters["ancestor"]):
             continue
-        if "network" in filters and (c.host_config.get("NetworkMode") or "bridge") \
-                not in filters["network"]:
+        if "network" in filters and network_name(c) not in filters["network"]:
             continue
         if "volume" in filters and not any(
                 m.get("source") in filters["volume"] or m.get("destination") in filters["volume"]

@@ -104,11 +104,17 @@ class LocalDriver:
             subprocess.run(["umount", "-l", str(target)], capture_output=True)
 
     def usage(self, name: str) -> int:
-        total = 0
+        """The files' apparent sizes, each inode once (dockerd's directory.Size)."""
+        total, seen = 0, set()
         for dirpath, _dirs, files in os.walk(self.data(name)):
             for f in files:
                 try:
-                    total += os.lstat(os.path.join(dirpath, f)).st_blocks * 512
+                    st = os.lstat(os.path.join(dirpath, f))
                 except OSError:
-                    pass
+                    continue
+                if st.st_nlink > 1:
+                    if (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
         return total

@@ -95,6 +95,43 @@ def test_live_restore_keeps_a_running_container(busybox_tar, tmp_path):
         assert not e.destroy()
 
 
+
+def test_after_a_live_restore_logs_and_attach_work_again(busybox_tar):
+    """The container logs while the engine is down (the shim writes its log); afterwards
+    `docker logs` has every line, with no gap, and a new attach sees what comes next."""
+    import subprocess
+    from pathlib import Path
+
+    e = Engine(Path("/var/tmp"), config={"live-restore": True})
+    try:
+        e.start()
+        e.load(busybox_tar)
+        script = ("i=0; while true; do echo line $i; i=$((i+1)); "
+                  "read -t 0.1 x; [ \"$x\" = stop ] && exit 0; done")
+        cid = e.docker("run", "-d", "-i", "--name", "talker", "busybox", "sh", "-c", script
+                       ).stdout.decode().strip()
+        wait_for(lambda: b"line 3" in e.docker("logs", cid).stdout)
+        e.stop()
+        time.sleep(1)  # about ten lines while nobody listens
+        e.start()
+        wait_for(lambda: b"line 20" in e.docker("logs", cid).stdout)
+        lines = e.docker("logs", cid).stdout.decode().split("\n")
+        numbers = [int(x.split()[1]) for x in lines if x.startswith("line ")]
+        assert numbers == list(range(len(numbers)))  # every line, in order: no gap
+        env = {"DOCKER_HOST": e.host, "DOCKER_CONFIG": str(e.docker_config),
+               "PATH": "/usr/bin:/bin"}
+        attach = subprocess.Popen(["docker", "attach", cid], env=env, stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        time.sleep(0.5)
+        attach.stdin.write(b"stop\n")
+        attach.stdin.flush()
+        out, err = attach.communicate(timeout=20)
+        assert b"line " in out, err  # new output reached the new attach
+        assert attach.returncode == 0
+        assert inspect(e, cid)["State"]["ExitCode"] == 0  # our "stop" went in through it
+    finally:
+        assert not e.destroy()
+
 def test_exit_while_the_engine_is_down_is_recorded(busybox_tar):
     from pathlib import Path
 

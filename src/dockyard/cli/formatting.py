@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import time
 
+from dockyard.units import bytes_size, human_duration  # noqa: F401  (the CLI's names)
+from dockyard.units import human_size as _human_size
+
 
 def tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> str:
     """Align tab-terminated cells into columns; the text after a line's last tab is not a
@@ -26,61 +29,8 @@ def tabwrite(lines: list[str], minwidth: int = 10, padding: int = 3) -> str:
 
 
 def human_size(size: float, precision: int = 3) -> str:
-    """units.HumanSizeWithPrecision: decimal units, `precision` significant digits."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    size = float(size)
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{_g(size, precision)}{units[i]}"
-
-
-def bytes_size(size: float) -> str:
-    """units.BytesSize: binary units with two decimals (docker info's Total Memory)."""
-    units = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"]
-    i = 0
-    size = float(size)
-    while size >= 1024 and i < len(units) - 1:
-        size /= 1024
-        i += 1
-    return f"{_g(size, 4)}{units[i]}"
-
-
-def _g(v: float, precision: int) -> str:
-    """Go's %.*g: no exponent for the magnitudes sizes have."""
-    s = f"{v:.{precision}g}"
-    if "e" in s:
-        s = f"{v:.0f}"
-    return s
-
-
-def human_duration(seconds: float) -> str:
-    """units.HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = int(seconds / 3600 + 0.5)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{int(seconds / 3600) // 24 // 365} years"
+    """Sizes in docker's tables: three significant digits."""
+    return _human_size(size, precision)
 
 
 def since(created: float) -> str:

@@ -12,38 +12,11 @@ from typing import Any
 
 from dockyard.engine.containers.model import ZERO_TIME, Container, parse_rfc3339
 from dockyard.engine.errors import InvalidParameter
+from dockyard.units import human_duration
 
 LIST_FILTERS = {"ancestor", "before", "expose", "exited", "health", "id", "isolation",
                 "is-task", "label", "name", "network", "publish", "since", "status", "volume"}
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
-
-
-def human_duration(seconds: float) -> str:
-    """Docker's units.HumanDuration."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
 
 
 def status_text(c: Container) -> str:

@@ -20,21 +20,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from dockyard.units import human_size
+
 Message = dict[str, Any]
 
 
 def short_id(digest: str) -> str:
     return digest.partition(":")[2][:12] or digest[:12]
-
-
-def human_size(n: float) -> str:
-    """go-units HumanSize: decimal units, four significant digits ("1.23MB")."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.4g}{units[i]}"
 
 
 def progress_bar(current: int, total: int) -> str:

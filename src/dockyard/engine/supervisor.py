@@ -33,6 +33,7 @@ from dockyard.api.services.tasks.v1 import tasks_pb2_grpc as tasks_rpc
 from dockyard.api.services.transfer.v1 import transfer_pb2_grpc as transfer_rpc
 from dockyard.api.services.version.v1 import version_pb2_grpc as version_rpc
 from dockyard.engine.errors import Unavailable
+from dockyard.shim.spawn import answers
 
 NAMESPACE = "moby"
 START_TIMEOUT = 20.0
@@ -69,20 +70,6 @@ class Supervisor:
         await self.channel.close()
 
 
-def _answers(sock: Path) -> bool:
-    import socket
-
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.settimeout(1)
-        s.connect(str(sock))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def managed_paths(data_root: str, exec_root: str) -> tuple[Path, Path, Path]:
     """(socket, state, root) of the supervisor an engine with these roots manages."""
     state = Path(exec_root) / "containerd"
@@ -93,7 +80,7 @@ def ensure_managed(data_root: str, exec_root: str, log_level: str = "info") -> s
     """The address of our managed supervisor: the one already serving its socket (a previous
     engine's: live restore), else a new one, started detached."""
     sock, state, root = managed_paths(data_root, exec_root)
-    if _answers(sock):
+    if answers(sock):
         return str(sock)
     state.mkdir(parents=True, exist_ok=True, mode=0o711)
     root.mkdir(parents=True, exist_ok=True, mode=0o711)
@@ -107,7 +94,7 @@ def ensure_managed(data_root: str, exec_root: str, log_level: str = "info") -> s
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                 start_new_session=True, close_fds=True)
     deadline = time.monotonic() + START_TIMEOUT
-    while not _answers(sock):
+    while not answers(sock):
         if proc.poll() is not None or time.monotonic() > deadline:
             raise Unavailable(f"dockyard-containerd did not start: see {state / 'containerd.log'}")
         time.sleep(0.02)

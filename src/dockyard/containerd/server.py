@@ -37,6 +37,7 @@ from dockyard.containerd.service import Registration, ServiceFactory
 from dockyard.containerd.services import (
     containers,
     content,
+    diff,
     events,
     images,
     leases,
@@ -63,6 +64,7 @@ SERVICES: tuple[ServiceFactory, ...] = (
     events.service,
     tasks.service,
     transfer.service,
+    diff.service,
 )
 
 STOP_GRACE = 2.0  # seconds in-flight calls get when the supervisor stops

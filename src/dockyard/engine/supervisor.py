@@ -25,6 +25,7 @@ import grpc
 
 from dockyard.api.services.containers.v1 import containers_pb2_grpc as containers_rpc
 from dockyard.api.services.content.v1 import content_pb2_grpc as content_rpc
+from dockyard.api.services.diff.v1 import diff_pb2_grpc as diff_rpc
 from dockyard.api.services.events.v1 import events_pb2_grpc as events_rpc
 from dockyard.api.services.images.v1 import images_pb2_grpc as images_rpc
 from dockyard.api.services.leases.v1 import leases_pb2_grpc as leases_rpc
@@ -51,6 +52,7 @@ class Supervisor:
         self.metadata = (("containerd-namespace", namespace),)
         self.containers = containers_rpc.ContainersStub(self.channel)
         self.content = content_rpc.ContentStub(self.channel)
+        self.diff = diff_rpc.DiffStub(self.channel)
         self.events = events_rpc.EventsStub(self.channel)
         self.images = images_rpc.ImagesStub(self.channel)
         self.leases = leases_rpc.LeasesStub(self.channel)

@@ -1,0 +1,80 @@
+"""Diff service: a container's changes made into an image (what `docker commit` asks for).
+
+    Commit(key, parent, config, name)
+      lib.diff(key)        the active snapshot's changes as a gzip'd layer blob (its diff ID)
+      config               the engine's, with that diff ID appended to rootfs.diff_ids
+      put_image            config + manifest over the parent's layers and the new one
+      unpack               the new chain's snapshot, so that the image runs at once
+      tag                  `name`, or the manifest's digest (Docker's dangling image)
+
+All of it under one lease: a failure leaves nothing named, and the collector takes the rest.
+"""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+
+from dockyard.api.services.diff.v1 import diff_pb2 as pb
+from dockyard.api.services.diff.v1 import diff_pb2_grpc as rpc
+from dockyard.containerd import requestmeta
+from dockyard.containerd.errors import InvalidArgument
+from dockyard.containerd.protoconv import descriptor_from_proto, descriptor_to_proto
+from dockyard.containerd.service import Registration, blocking
+from dockyard.containerd.supervisor import Supervisor
+from dockyard.image.library import ImageLibrary
+from dockyard.image.manifest import Descriptor
+
+
+def commit(lib: ImageLibrary, key: str, parent: Descriptor | None, config: bytes,
+           name: str) -> tuple[Descriptor, str, str]:
+    """(manifest descriptor, config digest, diff ID) of the committed image."""
+    try:
+        doc = json.loads(config)
+    except ValueError as e:
+        raise InvalidArgument(f"config: {e}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument("config: not a JSON object")
+    layers = list(lib.resolve(parent).layers) if parent is not None else []
+    with lib.lease() as lease:
+        layer, diff_id = lib.diff(key, lease, docker=True)
+        rootfs = doc.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+        rootfs["diff_ids"] = [*(rootfs.get("diff_ids") or []), str(diff_id)]
+        if len(rootfs["diff_ids"]) != len(layers) + 1:
+            raise InvalidArgument(f"config lists {len(rootfs['diff_ids']) - 1} parent layers,"
+                                  f" the parent image {len(layers)}")
+        config_bytes = json.dumps(doc, separators=(",", ":")).encode()
+        target = lib.put_image(config_bytes, [x.descriptor for x in layers] + [layer], lease,
+                               docker=True)
+        lib.unpack(target)
+        lib.tag(name or str(target.digest), target)
+    return target, str(lib.resolve(target).manifest.config.digest), str(diff_id)
+
+
+class DiffService(rpc.DiffServicer):
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+
+    async def Commit(self, request: pb.CommitRequest,
+                     context: grpc.aio.ServicerContext) -> pb.CommitResponse:
+        if request.snapshotter and request.snapshotter != self.sup.snapshotter:
+            raise InvalidArgument(f"snapshotter not loaded: {request.snapshotter}")
+        if not request.key:
+            raise InvalidArgument("key must not be empty")
+        ns = requestmeta.namespace(context)
+        lib = await blocking(self.sup.writable_library, ns)
+        parent = (descriptor_from_proto(request.parent, "parent")
+                  if request.HasField("parent") else None)
+        target, config_digest, diff_id = await blocking(
+            commit, lib, request.key, parent, request.config, request.name)
+        self.sup.events.publish(ns, "/images/create", {"name": request.name or
+                                                       str(target.digest)})
+        return pb.CommitResponse(target=descriptor_to_proto(target),
+                                 config_digest=config_digest, diff_id=diff_id)
+
+
+def service(sup: Supervisor) -> Registration:
+    servicer = DiffService(sup)
+    return Registration("dockyard.services.diff.v1.Diff",
+                        lambda server: rpc.add_DiffServicer_to_server(servicer, server))

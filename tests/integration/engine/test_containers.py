@@ -249,3 +249,22 @@ def test_a_missing_executable_is_recorded_with_code_127(engine):
     state = inspect(engine, "noexec")["State"]
     assert state["ExitCode"] == 127 and "nosuchprog" in state["Error"]
     engine.docker("rm", "noexec")
+
+
+def test_add_host_and_dns_options_reach_the_containers_files(engine):
+    out = engine.docker("run", "--rm", "--network", "none", "--add-host", "db:10.1.2.3",
+                        "--dns", "10.9.9.9", "--dns-search", "corp.example",
+                        "--dns-option", "ndots:3", "busybox", "cat", "/etc/hosts",
+                        "/etc/resolv.conf").stdout.decode()
+    assert "10.1.2.3\tdb\n" in out
+    assert "nameserver 10.9.9.9\n" in out and "search corp.example\n" in out
+    assert "options ndots:3\n" in out
+
+
+def test_a_bad_extra_host_is_refused_at_create(engine):
+    import docker
+
+    with pytest.raises(docker.errors.APIError) as e:
+        engine.sdk.containers.create("busybox", "true", extra_hosts={"db": "not-an-ip"})
+    assert e.value.status_code == 400
+    assert "invalid IP address in add-host" in str(e.value.explanation)

@@ -139,16 +139,16 @@ def read_host_file(path: str, fallback: str) -> str:
 
 def write_network_files(c: Container, hostname: str, host_network: bool) -> None:
     """hostname, hosts and resolv.conf as dockerd writes them for none/host networking."""
+    from dockyard.engine.containers import hostfiles
+
     d = Path(c.directory)
+    hc = c.host_config
+    hosts = hostfiles.hosts_file(
+        hc.get("ExtraHosts") or [],
+        read_host_file("/etc/hosts", "127.0.0.1\tlocalhost\n") if host_network else None)
+    resolv = hostfiles.resolv_conf(read_host_file("/etc/resolv.conf", ""), hc.get("Dns") or [],
+                                   hc.get("DnsSearch") or [], hc.get("DnsOptions") or [])
     # No fsync, as dockerd: a power cut may leave them empty, never the container's record.
     write_atomic(d / "hostname", f"{hostname}\n".encode(), sync=False)
-    if host_network:
-        hosts = read_host_file("/etc/hosts", "127.0.0.1\tlocalhost\n")
-    else:
-        hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
-                 "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n"
-                 "ff02::2\tip6-allrouters\n")
     write_atomic(d / "hosts", hosts.encode(), sync=False)
-    write_atomic(d / "resolv.conf", read_host_file("/etc/resolv.conf", "").encode(),
-                 sync=False)
-
+    write_atomic(d / "resolv.conf", resolv.encode(), sync=False)

@@ -17,6 +17,7 @@ containers (which mount them).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -39,6 +40,7 @@ class Daemon:
         self.sup: Supervisor | None = None
         self.engine_id = ""
         self.services: list[Any] = []
+        self._watchdog: asyncio.Task[None] | None = None
         self.images: Any = None
         self.volumes: Any = None
         self.networks: Any = None
@@ -54,17 +56,36 @@ class Daemon:
         for d in (self.data_root, self.exec_root):
             d.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.engine_id = self._engine_id()
-        import asyncio
-
         address = self.config.containerd or await asyncio.to_thread(
             ensure_managed, str(self.data_root), str(self.exec_root), self.config.log_level)
         self.sup = Supervisor(address)
         await wait_ready(self.sup)
+        if not self.config.containerd:
+            self._watchdog = asyncio.create_task(self._keep_supervisor())
         for name, factory in self._service_factories():
             service = factory(self)
             setattr(self, name, service)
             self.services.append(service)
             await service.start()
+
+    async def _keep_supervisor(self, every: float = 0.5) -> None:
+        """dockerd restarts the containerd it manages when that dies; so do we. The shims
+        outlive it and the new one takes them back; our channel reconnects by itself and
+        the containers service resubscribes to its events."""
+        from dockyard.engine.supervisor import managed_paths
+        from dockyard.shim.spawn import answers
+
+        sock = managed_paths(str(self.data_root), str(self.exec_root))[0]
+        while True:
+            await asyncio.sleep(every)
+            if await asyncio.to_thread(answers, sock):
+                continue
+            log.warning("dockyard-containerd is gone: starting it again")
+            try:
+                await asyncio.to_thread(ensure_managed, str(self.data_root),
+                                        str(self.exec_root), self.config.log_level)
+            except Exception as e:  # try again at the next tick
+                log.error("restarting dockyard-containerd: %s", e)
 
     def _service_factories(self) -> list[tuple[str, Any]]:
         """The services that exist so far, in start order."""
@@ -109,6 +130,8 @@ class Daemon:
     async def close(self, *, stop_containers: bool) -> None:
         """Services in reverse order; with `stop_containers` (no live restore) the
         containers service stops what runs, as dockerd does on shutdown."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
         for service in reversed(self.services):
             try:
                 await service.close(stop_containers=stop_containers)

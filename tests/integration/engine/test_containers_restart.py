@@ -181,3 +181,20 @@ def test_logs_follow_ends_when_the_container_does(engine):
     p = engine.docker("logs", "-f", cid, timeout=20)
     assert p.stdout == b"1\n2\n3\n"
     engine.docker("rm", cid)
+
+
+def test_a_killed_supervisor_is_started_again_and_finds_its_containers(fresh_engine):
+    import os
+    import signal
+
+    e = fresh_engine
+    cid = e.docker("run", "-d", "busybox", "sleep", "1000").stdout.decode().strip()
+    pid_file = e.exec_root / "containerd" / "containerd.pid"
+    old = int(pid_file.read_text())
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: pid_file.exists() and int(pid_file.read_text()) != old, timeout=20)
+    out = e.docker("run", "--rm", "busybox", "echo", "again", timeout=60).stdout
+    assert out == b"again\n"
+    assert inspect(e, cid)["State"]["Running"]  # the shim kept it; the new one took it back
+    e.docker("stop", "-t", "0", cid)
+    assert inspect(e, cid)["State"]["Status"] == "exited"

@@ -53,7 +53,11 @@ class Engine:
         self.exec_root = Path("/run") / token
         self.sock = self.exec_root / "api.sock"
         self.cgroup_parent = f"/{token}"
-        self.config = {"cgroup-parent": self.cgroup_parent, **(config or {})}
+        # No registry outside this machine, ever: docker.io (where the docker CLI pulls a
+        # missing image from) goes to a closed port on loopback unless a test redirects it.
+        self.config = {"cgroup-parent": self.cgroup_parent,
+                       "registry-hosts": {"docker.io": {"redirect": "http://127.0.0.1:1"}},
+                       **(config or {})}
         self.extra = extra or []
         self.log = self.base / "dockyardd.log"
         self.docker_config = self.base / "docker-config"

@@ -268,3 +268,25 @@ def test_a_bad_extra_host_is_refused_at_create(engine):
         engine.sdk.containers.create("busybox", "true", extra_hosts={"db": "not-an-ip"})
     assert e.value.status_code == 400
     assert "invalid IP address in add-host" in str(e.value.explanation)
+
+
+def test_a_new_volume_gets_the_images_content_and_volumes_from_shares_it(engine):
+    from tests.conftest import unique
+
+    vol, first, second = unique("cu"), unique("vf1"), unique("vf2")
+    # /etc of busybox into an empty named volume: the image's files appear in it
+    out = engine.docker("run", "--name", first, "-v", f"{vol}:/etc", "--network", "none",
+                        "busybox", "sh", "-c", "ls /etc; echo mine > /etc/added").stdout
+    assert b"passwd" in out.split()
+    try:
+        shared = engine.docker("run", "--rm", "--volumes-from", f"{first}:ro", "--network",
+                               "none", "busybox", "sh", "-c",
+                               "cat /etc/added; touch /etc/x 2>&1 || echo refused").stdout
+        assert shared.startswith(b"mine\n") and b"refused" in shared
+        import docker
+
+        with pytest.raises(docker.errors.NotFound, match="No such container"):
+            engine.sdk.containers.create("busybox", "true", volumes_from=[unique("nosuch")])
+    finally:
+        engine.docker("rm", "-f", first, second, check=False)
+        engine.docker("volume", "rm", vol, check=False)

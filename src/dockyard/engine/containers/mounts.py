@@ -36,16 +36,17 @@ def layer_dirs(rootfs_mounts: list[Any]) -> list[str]:
     return dirs
 
 
-def image_path(rootfs_mounts: list[Any]) -> Callable[[str], Path | None]:
-    """Where the image has a destination's content (the topmost layer that has it)."""
-    dirs = layer_dirs(rootfs_mounts)
+def _image_dir(root: str) -> Callable[[str], Path | None]:
+    """Where, in a mounted view of the image at `root`, a destination's directory is; None
+    when there is none, or when its path leads out of the view (a symlink in the image)."""
+    real_root = os.path.realpath(root)
 
     def find(destination: str) -> Path | None:
-        for d in dirs:
-            p = Path(d) / destination.lstrip("/")
-            if os.path.lexists(p):
-                return p if p.is_dir() and not p.is_symlink() else None
-        return None
+        p = Path(root) / destination.lstrip("/")
+        real = os.path.realpath(p)
+        if not real.startswith(real_root + "/") or not os.path.isdir(real):
+            return None
+        return Path(real)
 
     return find
 
@@ -57,8 +58,37 @@ async def prepare(daemon: Any, c: Container, rootfs_mounts: list[Any]) -> None:
     from dockyard.engine.volumes.mountpoints import plan
 
     points = plan(c.host_config, None, c.config.get("Volumes"))
-    await volumes.prepare(c.id, points, image_path(rootfs_mounts))
+    points += await volumes_from(daemon, c, {mp.destination for mp in points})
+    if not any(mp.type == "volume" and mp.copy for mp in points):
+        await volumes.prepare(c.id, points)
+    else:  # a new volume gets what the image has there: read it through a view of all layers
+        from dockyard.engine.containers.rootview import mounted, view_mounts
+
+        async with mounted(daemon, view_mounts(rootfs_mounts)) as root:
+            await volumes.prepare(c.id, points, _image_dir(root))
     c.mount_points = [mp.record() for mp in points]
+
+
+async def volumes_from(daemon: Any, c: Container, taken: set[str]) -> list[Any]:
+    """The binds and volumes of each --volumes-from container ("name[:ro|rw]"), at the
+    destinations the container's own mounts leave free; shared, never copied into."""
+    from dockyard.engine.errors import InvalidParameter
+
+    out: list[Any] = []
+    for entry in c.host_config.get("VolumesFrom") or []:
+        name, _, mode = str(entry).partition(":")
+        if mode not in ("", "ro", "rw"):
+            raise InvalidParameter(f"invalid mode for volumes-from: {mode}")
+        source = await daemon.containers.get(name)
+        for mp in _points(source) if source.mount_points else []:
+            if mp.type == "tmpfs" or mp.destination in taken:
+                continue
+            if mode:
+                mp.rw = mode == "rw"
+            mp.copy, mp.created_anonymous = False, False
+            taken.add(mp.destination)
+            out.append(mp)
+    return out
 
 
 def restore(daemon: Any, c: Container) -> None:

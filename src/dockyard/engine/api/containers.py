@@ -16,6 +16,7 @@ from dockyard.engine.api.server import (
     query_bool,
     query_filters,
     query_int,
+    query_time,
 )
 from dockyard.engine.containers import views
 from dockyard.engine.containers.logs import LogQuery, encode, entries
@@ -161,22 +162,6 @@ async def top(request: web.Request) -> web.Response:
     return web.json_response(await views.top(pids, request.query.get("ps_args", "")))
 
 
-def _log_time(value: str | None, name: str) -> int | None:
-    if not value:
-        return None
-    try:
-        secs, _, frac = value.partition(".")
-        return int(secs) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-    except ValueError:
-        pass
-    from dockyard.engine.containers.model import parse_rfc3339
-
-    try:
-        return int(parse_rfc3339(value) * 1e9)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
-
-
 async def logs(request: web.Request) -> web.StreamResponse:
     c = _container(request)
     tail_text = request.query.get("tail", "all")
@@ -188,8 +173,8 @@ async def logs(request: web.Request) -> web.StreamResponse:
             tail = None  # dockerd reads a bad tail as "all"
     q = LogQuery(follow=query_bool(request, "follow"), stdout=query_bool(request, "stdout"),
                  stderr=query_bool(request, "stderr"),
-                 since_ns=_log_time(request.query.get("since"), "since") or None,
-                 until_ns=_log_time(request.query.get("until"), "until"),
+                 since_ns=query_time(request, "since") or None,
+                 until_ns=query_time(request, "until"),
                  timestamps=query_bool(request, "timestamps"),
                  tail=tail if tail is None or tail >= 0 else None)
     if not (q.stdout or q.stderr):

@@ -140,6 +140,25 @@ def query_int(request: web.Request, name: str, default: int | None = None) -> in
         raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
 
 
+def query_time(request: web.Request, name: str) -> int | None:
+    """A time in the query (`since`, `until`) in nanoseconds: Unix seconds with an optional
+    fraction, as Docker's clients send it, or an RFC 3339 time."""
+    value = request.query.get(name)
+    if not value:
+        return None
+    try:
+        secs, _, frac = value.partition(".")
+        return int(secs) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
+    except ValueError:
+        pass
+    from dockyard.engine.containers.model import parse_rfc3339
+
+    try:
+        return int(parse_rfc3339(value) * 1e9)
+    except ValueError:
+        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
+
+
 def query_filters(request: web.Request) -> dict[str, list[str]]:
     """The `filters` query parameter: {"key": ["v", …]} or the old {"key": {"v": true}}."""
     raw = request.query.get("filters")

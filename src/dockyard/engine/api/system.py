@@ -21,6 +21,7 @@ from dockyard.engine.api.server import (
     add_headers,
     check_filters,
     query_filters,
+    query_time,
 )
 from dockyard.engine.errors import InvalidParameter
 
@@ -134,23 +135,12 @@ def _os_name() -> str:
     return "Linux"
 
 
-def _timestamp(value: str | None, name: str) -> int | None:
-    """A Docker time filter (seconds, with an optional fraction) in nanoseconds."""
-    if not value:
-        return None
-    try:
-        secs, _, frac = value.partition(".")
-        return int(secs) * 1_000_000_000 + int((frac + "000000000")[:9] or 0)
-    except ValueError:
-        raise InvalidParameter(f"invalid value for {name}: {value!r}") from None
-
-
 async def events(request: web.Request) -> web.StreamResponse:
     daemon = request.app[DAEMON]
     filters = query_filters(request)
     check_filters(filters, EVENT_FILTERS)
-    since = _timestamp(request.query.get("since"), "since")
-    until = _timestamp(request.query.get("until"), "until")
+    since = query_time(request, "since")
+    until = query_time(request, "until")
     if since is not None and until is not None and until < since:
         raise InvalidParameter("`since` time must be before `until` time")
     queue = daemon.events.subscribe()

@@ -152,3 +152,18 @@ def test_logs_since_until_and_tail(engine):
     assert c.logs(tail=1) == b"two\n"
     assert time.time() > second
     c.remove()
+
+
+def test_published_ports_are_refused_until_there_is_a_bridge(engine):
+    refused = engine.docker("create", "-p", "8080:80", "busybox", "true", check=False)
+    assert refused.returncode != 0 and b"needs a bridge network" in refused.stderr
+    # As dockerd: with the host's network, published ports are dropped with a warning.
+    r = engine.sdk.api.post(engine.sdk.api._url("/containers/create"), json={
+        "Image": "busybox", "Cmd": ["true"],
+        "HostConfig": {"NetworkMode": "host", "PortBindings": {"80/tcp": [{"HostPort": "8080"}]}}})
+    assert r.status_code == 201, r.text
+    doc = r.json()
+    try:
+        assert doc["Warnings"] == ["Published ports are discarded when using host network mode"]
+    finally:
+        engine.sdk.api.remove_container(doc["Id"], force=True)

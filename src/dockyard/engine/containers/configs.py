@@ -249,6 +249,14 @@ def check_host_config(host: dict[str, Any]) -> list[str]:
     host["NetworkMode"] = mode
     if mode.startswith("container:") and not mode.partition(":")[2]:
         raise InvalidParameter("invalid network mode: container:")
+    warnings: list[str] = []
+    published = any(host.get("PortBindings") or {}) or host.get("PublishAllPorts")
+    if published and mode == "host":
+        warnings.append("Published ports are discarded when using host network mode")
+        host["PortBindings"] = {}
+    elif published:  # not silently: nothing would answer on those ports
+        raise InvalidParameter("publishing ports (-p, -P) needs a bridge network, which "
+                               "dockyardd does not have yet (the networking issue)")
     if (host.get("LogConfig") or {}).get("Type") not in (None, "", "json-file"):
         raise InvalidParameter(f"logging driver {host['LogConfig']['Type']!r} is not "
                                "supported: json-file only")
@@ -262,7 +270,7 @@ def check_host_config(host: dict[str, Any]) -> list[str]:
                          ("ConsoleSize", [0, 0]), ("Isolation", "")):
         if host.get(key) is None or (key == "ShmSize" and not host.get(key)):
             host[key] = default
-    return []
+    return warnings
 
 
 def update_host_config(host: dict[str, Any], body: Any) -> list[str]:

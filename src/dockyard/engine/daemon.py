@@ -87,26 +87,18 @@ class Daemon:
             except Exception as e:  # try again at the next tick
                 log.error("restarting dockyard-containerd: %s", e)
 
-    def _service_factories(self) -> list[tuple[str, Any]]:
-        """The services that exist so far, in start order."""
-        found = []
-        for name, module, cls in (("images", "dockyard.engine.images.service", "ImageService"),
-                                  ("volumes", "dockyard.engine.volumes.service",
-                                   "VolumeService"),
-                                  ("networks", "dockyard.engine.networks.service",
-                                   "NetworkService"),
-                                  ("containers", "dockyard.engine.containers.service",
-                                   "ContainerService"),
-                                  ("streams", "dockyard.engine.containers.streams",
-                                   "StreamService")):
-            try:
-                mod = __import__(module, fromlist=[cls])
-            except ModuleNotFoundError as e:
-                if e.name and module.startswith(e.name):
-                    continue
-                raise
-            found.append((name, getattr(mod, cls)))
-        return found
+    @staticmethod
+    def _service_factories() -> list[tuple[str, Any]]:
+        """The services, in start order: each takes the daemon; later ones use earlier."""
+        from dockyard.engine.containers.service import ContainerService
+        from dockyard.engine.containers.streams import StreamService
+        from dockyard.engine.images.service import ImageService
+        from dockyard.engine.networks.service import NetworkService
+        from dockyard.engine.volumes.service import VolumeService
+
+        return [("images", ImageService), ("volumes", VolumeService),
+                ("networks", NetworkService), ("containers", ContainerService),
+                ("streams", StreamService)]
 
     def _engine_id(self) -> str:
         path = self.data_root / "engine-id"

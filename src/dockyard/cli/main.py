@@ -24,6 +24,8 @@ COMMANDS = {
     "tag": "images:tag", "rmi": "images:rmi", "save": "images:save", "load": "images:load",
     "history": "images:history", "import": "images:import_", "search": "images:search",
     "login": "login:login", "logout": "login:logout",
+    "cp": "files:cp", "diff": "files:diff", "export": "files:export", "commit": "files:commit",
+    "stats": "stats:stats",
 }
 
 MANAGEMENT = {
@@ -36,7 +38,8 @@ MANAGEMENT = {
                   "unpause": "lifecycle:unpause", "inspect": "inspection:inspect_container",
                   "attach": "run:attach", "exec": "run:exec_", "top": "containers:top",
                   "port": "containers:port", "prune": "containers:prune",
-                  "update": "lifecycle:update"},
+                  "update": "lifecycle:update", "cp": "files:cp", "diff": "files:diff",
+                  "export": "files:export", "commit": "files:commit", "stats": "stats:stats"},
     "image": {"ls": "images:images", "list": "images:images", "pull": "images:pull",
               "push": "images:push", "tag": "images:tag", "rm": "images:rmi",
               "remove": "images:rmi", "save": "images:save", "load": "images:load",
@@ -51,6 +54,7 @@ MANAGEMENT = {
                "prune": "volumes:prune"},
     "system": {"info": "system:info", "events": "system:events", "df": "system:df",
                "prune": "system:prune"},
+    "builder": {"prune": "system:builder_prune"},
 }
 
 GLOBAL_VALUE = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",
@@ -76,6 +80,7 @@ Common Commands:
   info        Display system-wide information
 
 Management Commands:
+  builder     Manage builds
   container   Manage containers
   image       Manage images
   network     Manage networks

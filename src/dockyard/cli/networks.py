@@ -48,11 +48,31 @@ class NetworkRow:
         return (self.n.get("Labels") or {}).get(name, "")
 
     def CreatedAt(self) -> str:
-        return self.n.get("Created", "")
+        return go_time_string(self.n.get("Created", ""))
 
     def to_json(self) -> dict:
         return {k: getattr(self, k)() for k in ("CreatedAt", "Driver", "ID", "IPv4", "IPv6",
                                                  "Internal", "Labels", "Name", "Scope")}
+
+
+def go_time_string(rfc3339: str) -> str:
+    """Go's time.Time.String() of an RFC 3339 time, in local time:
+    2026-11-29 10:14:29.23216206 +0000 UTC (trailing zeros of the fraction dropped)."""
+    import time
+
+    from dockyard.cli.formatting import parse_timestamp
+
+    if not rfc3339:
+        return ""
+    ts = parse_timestamp(rfc3339)
+    if not ts:
+        return "0001-01-01 00:00:00 +0000 UTC"
+    frac = rfc3339.partition(".")[2].rstrip("Z").split("+")[0].split("-")[0]
+    frac = frac.rstrip("0")
+    local = time.localtime(int(ts))
+    zone = time.strftime("%z %Z", local)
+    return (time.strftime("%Y-%m-%d %H:%M:%S", local) + (f".{frac}" if frac else "")
+            + f" {zone}")
 
 
 def _kv(items: list[str]) -> dict:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 
-from dockyard.cli.flags import Command, Flag, parse_filters, parse_time
+from dockyard.cli.flags import Command, CommandError, Flag, parse_filters, parse_time
 
 VERSION = Command("version", "[OPTIONS]", "Show the Docker version information",
                   [Flag("f", "format", str)], max_args=0)
@@ -300,22 +300,28 @@ def df(cli, argv: list[str], name: str = "system df") -> int:
     containers = d.get("Containers") or []
     volumes = d.get("Volumes") or []
     cache = d.get("BuildCache") or []
+    if opts.verbose:
+        if opts.format not in (None, "", "table"):
+            raise CommandError("--format with --verbose is not supported yet")
+        return _df_verbose(cli, images, containers, volumes, cache)
 
     def row(kind, items, active, size, reclaim):
-        pct = f" ({int(reclaim * 100 / size)}%)" if size else ""
-        return {"Type": kind, "TotalCount": str(len(items)), "Active": str(active),
-                "Size": human_size(size), "Reclaimable": human_size(reclaim) + pct}
+        pct = f" ({reclaim * 100 // size}%)" if size > 0 else ""
+        # sorted keys: docker's JSON of this row is its map, whose keys Go sorts
+        return {"Active": str(active), "Reclaimable": human_size(reclaim, 4) + pct,
+                "Size": human_size(size, 4), "TotalCount": str(len(items)), "Type": kind}
 
-    img_size = sum(i.get("Size", 0) for i in images)
+    img_size = d.get("LayersSize") or 0  # docker's total: layers counted once
     img_active = [i for i in images if i.get("Containers", 0) > 0]
+    img_used = sum(i["Size"] - i["SharedSize"] for i in img_active
+                   if i.get("Size", -1) != -1 and i.get("SharedSize", -1) != -1)
     ctr_size = sum(c.get("SizeRw", 0) or 0 for c in containers)
     ctr_active = [c for c in containers if c.get("State") in ("running", "paused")]
     vol_size = sum(max((v.get("UsageData") or {}).get("Size", 0), 0) for v in volumes)
     vol_active = [v for v in volumes if (v.get("UsageData") or {}).get("RefCount", 0) > 0]
     cache_size = sum(c.get("Size", 0) for c in cache)
     rows = [
-        row("Images", images, len(img_active), img_size,
-            img_size - sum(i.get("Size", 0) for i in img_active)),
+        row("Images", images, len(img_active), img_size, img_size - img_used),
         row("Containers", containers, len(ctr_active), ctr_size,
             ctr_size - sum(c.get("SizeRw", 0) or 0 for c in ctr_active)),
         row("Local Volumes", volumes, len(vol_active), vol_size,
@@ -333,6 +339,82 @@ def df(cli, argv: list[str], name: str = "system df") -> int:
 
 
 df.spec = DF
+
+
+def _df_verbose(cli, images: list, containers: list, volumes: list, cache: list) -> int:
+    """docker system df -v: a table per kind, under its title."""
+    from dockyard.cli.containers import ContainerRow
+    from dockyard.cli.formatting import human_size, write_formatted
+    from dockyard.cli.images import IMAGE_HEADERS, ImageRow
+    from dockyard.cli.references import familiar_name, split
+    from dockyard.cli.volumes import VolumeRow
+
+    out = cli.out
+    rows = []
+    for i in images:
+        repo = tag = "<none>"
+        tags = [t for t in i.get("RepoTags") or [] if t != "<none>:<none>"]
+        if tags:  # only the first tag, as docker shows it
+            repo, tag = familiar_name(tags[0]), split(tags[0])[2] or "<none>"
+        rows.append(ImageRow(i, repo, tag, "", True))
+    out.write("Images space usage:\n\n")
+    write_formatted(out, None, rows, "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t"
+                    "{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t"
+                    "{{.Containers}}", IMAGE_HEADERS)
+    out.write("\nContainers space usage:\n\n")
+    write_formatted(out, None, [ContainerRow({**c, "SizeRootFs": 0}, True) for c in containers],
+                    "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t"
+                    "{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+                    {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND",
+                     "LocalVolumes": "LOCAL VOLUMES", "Size": "SIZE",
+                     "RunningFor": "CREATED", "Status": "STATUS", "Names": "NAMES"})
+    out.write("\nLocal Volumes space usage:\n\n")
+    write_formatted(out, None, [VolumeRow(v) for v in volumes],
+                    "table {{.Name}}\t{{.Links}}\t{{.Size}}",
+                    {"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"})
+    total = sum(c.get("Size", 0) for c in cache)
+    out.write(f"\nBuild cache usage: {human_size(total, 4)}\n\n")
+    write_formatted(out, None, [_CacheRow(c) for c in cache],
+                    "table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t"
+                    "{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}",
+                    {"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE",
+                     "CreatedSince": "CREATED", "LastUsedSince": "LAST USED",
+                     "UsageCount": "USAGE", "Shared": "SHARED"})
+    return 0
+
+
+class _CacheRow:
+    def __init__(self, c: dict) -> None:
+        self.c = c
+
+    def ID(self) -> str:
+        return self.c.get("ID", "")[:12] + ("*" if self.c.get("InUse") else "")
+
+    def CacheType(self) -> str:
+        return self.c.get("Type", "")
+
+    def Size(self) -> str:
+        from dockyard.cli.formatting import human_size
+
+        return human_size(self.c.get("Size", 0), 4)
+
+    def CreatedSince(self) -> str:
+        return self._since("CreatedAt")
+
+    def LastUsedSince(self) -> str:
+        return self._since("LastUsedAt")
+
+    def _since(self, key: str) -> str:
+        from dockyard.cli.formatting import parse_timestamp, since
+
+        ts = parse_timestamp(self.c.get(key) or "")
+        return since(ts) if ts else ""
+
+    def UsageCount(self) -> str:
+        return str(self.c.get("UsageCount", 0))
+
+    def Shared(self) -> str:
+        return "true" if self.c.get("Shared") else "false"
 
 PRUNE = Command("system prune", "[OPTIONS]", "Remove unused data",
                 [Flag("a", "all", bool), Flag(None, "filter", list),
@@ -375,8 +457,63 @@ def prune(cli, argv: list[str], name: str = "system prune") -> int:
                 cli.out.write(f"{k.lower()}: {v}\n")
         cli.out.write("\n")
     total += r.get("SpaceReclaimed", 0) or 0
+    cache_filters = {k: v for k, v in filters.items() if k != "label"}
+    r = cli.client.post("/build/prune", {"all": opts.all or None,
+                                         "filters": cache_filters or None}) or {}
+    if r.get("CachesDeleted"):
+        cli.out.write("Deleted build cache objects:\n"
+                      + "".join(f"{x}\n" for x in r["CachesDeleted"]) + "\n")
+    total += r.get("SpaceReclaimed", 0) or 0
     cli.out.write(f"Total reclaimed space: {human_size(total)}\n")
     return 0
 
 
 prune.spec = PRUNE
+
+BUILDER_PRUNE = Command("builder prune", "", "Remove build cache",
+                        [Flag("a", "all", bool, help="Remove all unused build cache, not just "
+                              "dangling ones"),
+                         Flag(None, "filter", list, help='Provide filter values (e.g. '
+                              '"until=24h")'),
+                         Flag("f", "force", bool, help="Do not prompt for confirmation"),
+                         Flag(None, "keep-storage", str,
+                              help="Amount of disk space to keep for cache")], max_args=0)
+
+
+def builder_prune(cli, argv: list[str], name: str = "builder prune") -> int:
+    opts, _ = BUILDER_PRUNE.parse(argv)
+    from dockyard.cli.formatting import human_size
+
+    if not opts.force:
+        what = "all build cache" if opts.all else "all dangling build cache"
+        cli.out.write(f"WARNING! This will remove {what}. Are you sure you want to continue? "
+                      "[y/N] ")
+        cli.out.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return 0
+    query: dict = {"all": opts.all or None, "filters": parse_filters(opts.filter)}
+    if opts.keep_storage:
+        query["keep-storage"] = _ram_in_bytes(opts.keep_storage)
+    r = cli.client.post("/build/prune", query) or {}
+    if r.get("CachesDeleted"):
+        cli.out.write("Deleted build cache objects:\n"
+                      + "".join(f"{x}\n" for x in r["CachesDeleted"]) + "\n")
+    cli.out.write(f"Total reclaimed space: {human_size(r.get('SpaceReclaimed', 0) or 0)}\n")
+    return 0
+
+
+builder_prune.spec = BUILDER_PRUNE
+
+
+def _ram_in_bytes(value: str) -> int:
+    """units.RAMInBytes: 1GB, 512m, 100 (binary multiples, as docker reads them)."""
+    from dockyard.cli.flags import UsageError
+
+    v = value.strip().lower().removesuffix("b").removesuffix("i")
+    mult = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+    n = mult.get(v[-1:], 1)
+    try:
+        return int(float(v[:-1] if v[-1:] in mult else v) * n)
+    except ValueError:
+        raise UsageError(f'invalid argument "{value}" for "--keep-storage" flag: invalid '
+                         f"size: '{value}'") from None

@@ -46,3 +46,20 @@ def test_a_tmpfs_volume_through_driver_options_and_prune(engine):
     assert anon.name in (pruned["VolumesDeleted"] or [])
     assert v.name not in (pruned["VolumesDeleted"] or [])
     v.remove()
+
+
+def test_a_volume_bound_from_a_host_directory_through_driver_options(engine, tmp_path):
+    host_dir = tmp_path / "shared"
+    host_dir.mkdir()
+    name = unique("bv")
+    engine.docker("volume", "create", "--opt", "type=none", "--opt", f"device={host_dir}",
+                  "--opt", "o=bind", name)
+    try:
+        engine.docker("run", "--rm", "--network", "none", "-v", f"{name}:/data", "busybox",
+                      "sh", "-c", "echo through > /data/file")
+        assert (host_dir / "file").read_text() == "through\n"
+    finally:
+        engine.docker("volume", "rm", name)
+    assert not any(line.split()[4].startswith(str(engine.data_root / "volumes" / name))
+                   for line in open("/proc/self/mountinfo"))  # unmounted with its last user
+    assert (host_dir / "file").read_text() == "through\n"  # removing it left the device be

@@ -25,6 +25,14 @@ from dockyard.engine.errors import InvalidParameter, NotFound
 OPTION_KEYS = ("type", "device", "o")
 
 
+def mounted(path: Path) -> bool:
+    """Something is mounted on `path` (by /proc/self/mountinfo: os.path.ismount does not see a
+    bind mount within one file system)."""
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == real for line in f)
+
+
 def check_options(opts: Mapping[str, str]) -> None:
     for key in opts:
         if key not in OPTION_KEYS:
@@ -74,11 +82,13 @@ class LocalDriver:
 
     def remove(self, name: str) -> None:
         d = self.dir(name)
+        if not (d / "opts.json").is_file():
+            raise NotFound(f"get {name}: no such volume")
+        self.unmount(name)  # first, and surely: rmtree must never reach the device's files
         try:
-            os.unlink(d / "opts.json")  # first: a half-removed volume is no volume
+            os.unlink(d / "opts.json")  # then: a half-removed volume is no volume
         except FileNotFoundError:
             raise NotFound(f"get {name}: no such volume") from None
-        self.unmount(name)
         shutil.rmtree(d, ignore_errors=True)
 
     def mount(self, name: str) -> None:
@@ -87,7 +97,7 @@ class LocalDriver:
         if not opts.get("type"):
             return
         target = self.data(name)
-        if os.path.ismount(target):
+        if mounted(target):
             return
         cmd = ["mount", "-t", opts["type"]]
         if opts.get("o"):
@@ -100,8 +110,11 @@ class LocalDriver:
 
     def unmount(self, name: str) -> None:
         target = self.data(name)
-        if os.path.ismount(target):
-            subprocess.run(["umount", "-l", str(target)], capture_output=True)
+        while mounted(target):  # a bind within one file system too (ismount misses those)
+            done = subprocess.run(["umount", "-l", str(target)], capture_output=True,
+                                  text=True)
+            if done.returncode != 0:
+                raise InvalidParameter(f"unmounting volume '{target}': {done.stderr.strip()}")
 
     def usage(self, name: str) -> int:
         """The files' apparent sizes, each inode once (dockerd's directory.Size)."""

@@ -18,6 +18,7 @@ dockyardd with its own dockyard-containerd.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import subprocess
 import sys
@@ -67,6 +68,13 @@ def main() -> int:
         raise SystemExit(f"engine_run: {reason}")
     cli = docker_cli() or "docker"
     work = Path(tempfile.mkdtemp(prefix="dyb-engine-", dir=args.dir))
+    try:
+        return compare(args, cli, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compare(args: argparse.Namespace, cli: str, work: Path) -> int:
     archive = busybox_archive(work)
     ours_cli = V / "dockyard"
     with running_engine(work, archive) as ours, ref_dockerd(work) as ref:

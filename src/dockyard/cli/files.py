@@ -501,10 +501,15 @@ def export(cli, argv: list[str], name: str = "export") -> int:
         except OSError as e:
             raise CommandError("failed to export container: invalid output path: "
                                f"{_go_error(e, 'stat')}") from None
-    resp = cli.client.request("GET", f"/containers/{quote(ctr)}/export")
+    save_response(cli.client.request("GET", f"/containers/{quote(ctr)}/export"), opts.output)
+    return 0
+
+
+def save_response(resp, output: str | None) -> None:
+    """A streamed answer (export, save) into `output` whole or not at all, or to stdout."""
     try:
-        if opts.output:
-            _write_atomically(resp, opts.output)
+        if output:
+            _write_atomically(resp, output)
         else:
             out = sys.stdout.buffer
             while chunk := resp.read_chunk():
@@ -512,7 +517,6 @@ def export(cli, argv: list[str], name: str = "export") -> int:
             out.flush()
     finally:
         resp.close()
-    return 0
 
 
 export.spec = EXPORT

@@ -286,21 +286,9 @@ def save(cli, argv: list[str], name: str = "save") -> int:
         raise CommandError("cowardly refusing to save to a terminal. Use the -o flag or "
                            "redirect")
     query = "&".join(f"names={quote(a)}" for a in args)
-    resp = cli.client.request("GET", "/images/get?" + query)
-    try:
-        if opts.output:
-            tmp = opts.output + ".dockyard-tmp"
-            with open(tmp, "wb") as f:
-                while chunk := resp.read_chunk():
-                    f.write(chunk)
-            os.replace(tmp, opts.output)
-        else:
-            out = sys.stdout.buffer
-            while chunk := resp.read_chunk():
-                out.write(chunk)
-            out.flush()
-    finally:
-        resp.close()
+    from dockyard.cli.files import save_response
+
+    save_response(cli.client.request("GET", "/images/get?" + query), opts.output)
     return 0
 
 
@@ -425,14 +413,19 @@ def prune(cli, argv: list[str], name: str = "image prune") -> int:
     filters = filters_of(opts.filter)
     filters["dangling"] = ["false" if opts.all else "true"]
     r = cli.client.post("/images/prune", {"filters": filters}) or {}
-    if r.get("ImagesDeleted"):
+    print_deleted_images(cli, r)
+    cli.out.write(f"Total reclaimed space: {human_size(r.get('SpaceReclaimed', 0) or 0)}\n")
+    return 0
+
+
+def print_deleted_images(cli, answer: dict) -> None:
+    """The "Deleted Images:" block of image prune and system prune."""
+    if answer.get("ImagesDeleted"):
         cli.out.write("Deleted Images:\n")
-        for d in r["ImagesDeleted"]:
+        for d in answer["ImagesDeleted"]:
             for k, v in d.items():
                 cli.out.write(f"{k.lower()}: {v}\n")
         cli.out.write("\n")
-    cli.out.write(f"Total reclaimed space: {human_size(r.get('SpaceReclaimed', 0) or 0)}\n")
-    return 0
 
 
 prune.spec = PRUNE

@@ -298,11 +298,17 @@ def run(cli, argv: list[str], name: str = "run") -> int:
         streams.close()
         raise _report(cli, "run", f"Error response from daemon: {e.message}",
                       _start_status(e.message)) from None
-    if opts.tty and sys.stdin.isatty():
+    return follow(cli, cid, streams, waiter, opts.tty, opts.sig_proxy)
+
+
+def follow(cli, cid: str, streams: Streams, waiter: Waiter, tty: bool, sig_proxy: bool) -> int:
+    """Relay an attached container until its output ends (the terminal raw and resized, or
+    signals passed on); its exit code, or 0 when the user detached."""
+    if tty and sys.stdin.isatty():
         with RawTerminal(cli, f"/containers/{cid}/resize"):
             streams.run()
     else:
-        if opts.sig_proxy and not opts.tty:
+        if sig_proxy and not tty:
             _forward_signals(cli, cid)
         streams.run()
     streams.close()
@@ -332,16 +338,7 @@ def start_attached(cli, ref: str, interactive: bool, detach_keys: str | None) ->
         streams.close()
         cli.err.write(f"Error response from daemon: {e.message}\n")
         raise CommandError(f"Error: failed to start containers: {ref}") from None
-    if tty and sys.stdin.isatty():
-        with RawTerminal(cli, f"/containers/{cid}/resize"):
-            streams.run()
-    else:
-        _forward_signals(cli, cid)
-        streams.run()
-    streams.close()
-    if streams.detached:
-        return 0
-    return waiter.result()
+    return follow(cli, cid, streams, waiter, tty, sig_proxy=True)
 
 
 ATTACH = Command("attach", "[OPTIONS] CONTAINER",
@@ -367,18 +364,7 @@ def attach(cli, argv: list[str], name: str = "attach") -> int:
                              {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1,
                               "detachKeys": opts.detach_keys})
     streams = Streams(resp, tty, stdin, opts.detach_keys)
-    waiter = Waiter(cli, cid, "next-exit")
-    if tty and sys.stdin.isatty():
-        with RawTerminal(cli, f"/containers/{cid}/resize"):
-            streams.run()
-    else:
-        if opts.sig_proxy and not tty:
-            _forward_signals(cli, cid)
-        streams.run()
-    streams.close()
-    if streams.detached:
-        return 0
-    return waiter.result()
+    return follow(cli, cid, streams, Waiter(cli, cid, "next-exit"), tty, opts.sig_proxy)
 
 
 attach.spec = ATTACH

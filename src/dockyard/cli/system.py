@@ -450,12 +450,9 @@ def prune(cli, argv: list[str], name: str = "system prune") -> int:
     img_filters = dict(filters)
     img_filters["dangling"] = ["false" if opts.all else "true"]
     r = cli.client.post("/images/prune", {"filters": img_filters}) or {}
-    if r.get("ImagesDeleted"):
-        cli.out.write("Deleted Images:\n")
-        for d in r["ImagesDeleted"]:
-            for k, v in d.items():
-                cli.out.write(f"{k.lower()}: {v}\n")
-        cli.out.write("\n")
+    from dockyard.cli.images import print_deleted_images
+
+    print_deleted_images(cli, r)
     total += r.get("SpaceReclaimed", 0) or 0
     cache_filters = {k: v for k, v in filters.items() if k != "label"}
     r = cli.client.post("/build/prune", {"all": opts.all or None,

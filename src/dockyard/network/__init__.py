@@ -1,0 +1,1 @@
+"""Networking: IPAM, drivers, port publishing and the embedded DNS server."""

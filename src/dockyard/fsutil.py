@@ -1,4 +1,5 @@
-"""File system steps that the stores share (content store, registry storage)."""
+"""File system steps that the stores share (content store, registry storage, the engine's
+containers, volumes and networks, IPAM, the CLI's credentials)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,37 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, *, mode: int = 0o644,
+                 sync: bool = True, sync_dir: bool = False) -> None:
+    """Write `path` whole or not at all, also across a kill -9: a temporary file beside it
+    (a name of its own: writers do not collide), renamed over it. `sync`: the data reaches
+    the disk before the rename, so that a power cut leaves the old or the new document,
+    never an empty one (an ext4 without a journal would). `sync_dir`: the rename itself is
+    made durable (where a file comes into being)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(path) or "."
+    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}."
+                                  f"{os.urandom(4).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        try:
+            os.fchmod(fd, mode)  # as given, whatever the umask
+            os.write(fd, data.encode() if isinstance(data, str) else data)
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    if sync_dir:
+        fsync_dir(directory)
 
 
 _FS_IOC_GETFLAGS, _FS_IOC_SETFLAGS = 0x80086601, 0x40086602

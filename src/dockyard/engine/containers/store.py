@@ -8,9 +8,8 @@
       <id>-json.log         its log (written by the shim), rotated as <id>-json.log.N
     <data-root>/containers/.<id>.removing/    a removal in progress (finished at next start)
 
-Every file is written whole or not at all: a temporary file, renamed over the old one (see
-write_atomic for which writes are fsynced). A kill -9 leaves either the old document or the
-new one.
+Every file is written whole or not at all (fsutil.write_atomic; which writes are fsynced is
+said where they are made). A kill -9 leaves either the old document or the new one.
 """
 
 from __future__ import annotations
@@ -23,31 +22,9 @@ import shutil
 from pathlib import Path
 
 from dockyard.engine.containers.model import Container
+from dockyard.fsutil import write_atomic
 
 log = logging.getLogger("dockyard.engine")
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, sync: bool = True,
-                 sync_dir: bool = False) -> None:
-    """Whole or not at all, also after a kill -9: a temporary file renamed over `path`.
-    `sync`: the data reaches the disk before the rename, so that a power cut leaves the
-    old or the new document, never an empty one (an ext4 without a journal would).
-    `sync_dir`: the rename itself is made durable (where a file comes into being)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-    try:
-        os.write(fd, data)
-        if sync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    if sync_dir:
-        dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 class ContainerStore:
@@ -68,7 +45,7 @@ class ContainerStore:
         d = Path(c.directory)
         if host_config:
             write_atomic(d / "hostconfig.json", json.dumps(c.host_config).encode())
-        write_atomic(d / "config.v2.json", json.dumps(c.to_disk()).encode(), 0o600,
+        write_atomic(d / "config.v2.json", json.dumps(c.to_disk()).encode(), mode=0o600,
                      sync_dir=True)  # the container exists from here on
 
     async def commit(self, c: Container, *, host_config: bool = False) -> None:
@@ -88,7 +65,7 @@ class ContainerStore:
             def write() -> None:
                 if host is not None:
                     write_atomic(d / "hostconfig.json", host)
-                write_atomic(d / "config.v2.json", doc, 0o600)
+                write_atomic(d / "config.v2.json", doc, mode=0o600)
 
             try:
                 await asyncio.to_thread(write)

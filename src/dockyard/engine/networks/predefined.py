@@ -8,12 +8,13 @@ same networks across restarts.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from dockyard.fsutil import write_atomic
 
 # name -> driver, in the order dockerd lists them
 DRIVERS = {"bridge": "bridge", "host": "host", "none": "null"}
@@ -72,9 +73,7 @@ def load(root: Path, bridge_name: str = DEFAULT_BRIDGE) -> list[Network]:
             changed = True
     if changed:
         root.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(saved, indent=1))
-        os.replace(tmp, path)
+        write_atomic(path, json.dumps(saved, indent=1), sync_dir=True)
     return [Network(name, saved[name]["Id"], saved[name]["Created"], driver,
                     bridge_options(bridge_name) if name == "bridge" else {})
             for name, driver in DRIVERS.items()]

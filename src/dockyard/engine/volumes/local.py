@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.engine.errors import InvalidParameter, NotFound
+from dockyard.fsutil import write_atomic
 
 OPTION_KEYS = ("type", "device", "o")
 
@@ -72,12 +73,7 @@ class LocalDriver:
         doc = {"Name": name, "Labels": dict(labels), "Options": dict(options),
                "CreatedAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "Anonymous": anonymous}
-        tmp = d / "opts.json.tmp"
-        with open(tmp, "w") as f:
-            json.dump(doc, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, d / "opts.json")  # the volume exists from here on
+        write_atomic(d / "opts.json", json.dumps(doc))  # the volume exists from here on
         return doc
 
     def remove(self, name: str) -> None:

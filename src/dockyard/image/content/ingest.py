@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from dockyard.fsutil import fsync_dir
+from dockyard.fsutil import fsync_dir, write_atomic
 from dockyard.image.content import layout as files
 from dockyard.image.content.layout import Layout
 from dockyard.image.content.locks import LOCK_TRIES, IngestLock
@@ -323,17 +323,3 @@ def _read_optional(path: Path) -> str:
         return path.read_text().strip()
     except FileNotFoundError:
         return ""
-
-
-def write_atomic(path: Path, text: str, *, sync_dir: bool = False) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-    try:
-        os.write(fd, text.encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    if sync_dir:
-        fsync_dir(path.parent)
-

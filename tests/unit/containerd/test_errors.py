@@ -76,12 +76,15 @@ class _Broken:
 
 
 async def _call_broken(tmp: str, error: Exception) -> grpc.aio.AioRpcError:
+    # A socket per call: a second server on the path of one just stopped may not be the one
+    # that answers (seen once under load, as UNAVAILABLE).
+    sock = f"unix:{tmp}/{type(error).__name__}.sock"
     server = grpc.aio.server(interceptors=[errors.ErrorInterceptor()])
     rpc.add_VersionServicer_to_server(_Broken(error), server)  # type: ignore[arg-type]
-    server.add_insecure_port(f"unix:{tmp}/s.sock")
+    assert server.add_insecure_port(sock)
     await server.start()
     try:
-        async with grpc.aio.insecure_channel(f"unix:{tmp}/s.sock") as channel:
+        async with grpc.aio.insecure_channel(sock) as channel:
             with pytest.raises(grpc.aio.AioRpcError) as e:
                 await rpc.VersionStub(channel).Version(empty_pb2.Empty())
             return e.value

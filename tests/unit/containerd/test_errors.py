@@ -76,8 +76,8 @@ class _Broken:
 
 
 async def _call_broken(tmp: str, error: Exception) -> grpc.aio.AioRpcError:
-    # A socket per call: a second server on the path of one just stopped may not be the one
-    # that answers (seen once under load, as UNAVAILABLE).
+    # A socket per call: the second server no longer binds the path of one just stopped
+    # (the test failed once under load; the cause was not captured, this was the suspect).
     sock = f"unix:{tmp}/{type(error).__name__}.sock"
     server = grpc.aio.server(interceptors=[errors.ErrorInterceptor()])
     rpc.add_VersionServicer_to_server(_Broken(error), server)  # type: ignore[arg-type]

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
 from tests.refcontainerd import ref_containerd, unavailable  # noqa: E402
-from tests.refdocker import _remove_cgroups  # noqa: E402
+from tests.refdocker import remove_cgroups  # noqa: E402
 
 V = Path(sys.executable).parent
 IMAGE = "docker.io/library/busybox:latest"
@@ -222,7 +222,7 @@ def main() -> int:
             sup.terminate()
             sup.wait(20)
         subprocess.run(["rm", "-rf", str(work), str(state)], check=False)
-        _remove_cgroups(f"/{namespace}")
+        remove_cgroups(f"/{namespace}")
     return 0
 
 

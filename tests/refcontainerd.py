@@ -37,19 +37,19 @@ from tests.refdocker import (
     CONTAINERD,
     SHIM_SOCKETS,
     RefDockerError,
-    _alive,
-    _cgroup_pids,
-    _connects,
-    _daemon_running,
-    _detach,
-    _kill_cgroup,
-    _remove_cgroups,
-    _remove_shared_dirs,
-    _terminate,
+    alive,
     cgroup_dirs,
+    cgroup_pids,
+    connects,
     containerd_config,
+    daemon_running,
+    detach,
+    kill_cgroup,
     mounts_under,
     processes_naming,
+    remove_cgroups,
+    remove_shared_dirs,
+    terminate,
 )
 
 CTR = "/usr/bin/ctr"
@@ -121,7 +121,7 @@ class RefContainerd:
                                          stderr=subprocess.STDOUT, env=env,
                                          start_new_session=True, cwd=self.base)
         deadline = time.monotonic() + timeout
-        while not _connects(self.socket):
+        while not connects(self.socket):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 log = self.log_path.read_text(errors="replace")[-4000:]
                 raise RefDockerError(f"containerd did not start:\n{log}")
@@ -130,9 +130,9 @@ class RefContainerd:
     def stop(self) -> list[str]:
         """Takes everything down; returns what could not be cleaned."""
         cgroup = f"/{self.namespace}"
-        _kill_cgroup(cgroup)
+        kill_cgroup(cgroup)
         if self.proc is not None:
-            _terminate(self.proc, 10)
+            terminate(self.proc, 10)
         for pid in self.shim_pids():
             with contextlib.suppress(OSError):
                 os.kill(pid, 9)
@@ -142,18 +142,18 @@ class RefContainerd:
                 (SHIM_SOCKETS / hashlib.sha256(key).hexdigest()).unlink()
         for path in (self.base, self.state):
             for point in mounts_under(path):
-                _detach(point)
-        _remove_cgroups(cgroup)
+                detach(point)
+        remove_cgroups(cgroup)
         for path in (self.base, self.state):
             shutil.rmtree(path, ignore_errors=True)
         for d in ("/run/containerd/fifo", "/run/containerd/runc"):
-            if not _daemon_running():
+            if not daemon_running():
                 with contextlib.suppress(OSError):
                     os.rmdir(d)
-        _remove_shared_dirs()
+        remove_shared_dirs()
         found = [f"process {pid}: {cmd}" for pid, cmd in
-                 processes_naming([self.base, self.state]) if _alive(pid)]
-        found += [f"cgroup process {pid}" for pid in _cgroup_pids(cgroup)]
+                 processes_naming([self.base, self.state]) if alive(pid)]
+        found += [f"cgroup process {pid}" for pid in cgroup_pids(cgroup)]
         found += [f"cgroup {d}" for d in cgroup_dirs(cgroup)]
         found += [f"directory {p}" for p in (self.base, self.state) if p.exists()]
         return found

@@ -219,7 +219,7 @@ class RefDocker:
         deadline = time.monotonic() + timeout
         self.containerd = self._spawn([CONTAINERD, "--config", str(self.containerd_config)],
                                       self.containerd_log_path)
-        self._wait(lambda: _connects(self.containerd_socket), self.containerd, "containerd",
+        self._wait(lambda: connects(self.containerd_socket), self.containerd, "containerd",
                    deadline, timeout)
         self.dockerd = self._spawn(self.dockerd_args(), self.log_path)
         self._wait(lambda: _ping(self.socket), self.dockerd, "dockerd", deadline, timeout)
@@ -243,10 +243,10 @@ class RefDocker:
         self.closed = True
         ids = _container_ids(self.data_root)
         # Containers first: dockerd would give each its stop timeout (10 s by default).
-        _kill_cgroup(self.cgroup_parent)
+        kill_cgroup(self.cgroup_parent)
         for proc, grace in ((self.dockerd, 20.0), (self.containerd, 10.0)):
             if proc is not None:
-                _terminate(proc, grace)
+                terminate(proc, grace)
         _kill_leftovers(self)
         for cid in ids:
             key = f"{self.containerd_socket}/{NAMESPACE}/{cid}".encode()
@@ -254,17 +254,17 @@ class RefDocker:
                 (SHIM_SOCKETS / hashlib.sha256(key).hexdigest()).unlink()
         for path in self.owned_paths:
             for point in mounts_under(path):
-                _detach(point)
-        _remove_cgroups(self.cgroup_parent)
+                detach(point)
+        remove_cgroups(self.cgroup_parent)
         for path in self.owned_paths:
             shutil.rmtree(path, ignore_errors=True)
-        _remove_shared_dirs()
+        remove_shared_dirs()
         return self.leftovers()
 
     def leftovers(self) -> list[str]:
         """Anything of this instance still on the host."""
         found = [f"process {pid}: {cmd}" for pid, cmd in processes_naming(self.owned_paths)]
-        found += [f"cgroup process {pid}" for pid in _cgroup_pids(self.cgroup_parent)]
+        found += [f"cgroup process {pid}" for pid in cgroup_pids(self.cgroup_parent)]
         for path in self.owned_paths:
             found += [f"mount {m}" for m in mounts_under(path)]
             if path.exists():
@@ -325,7 +325,7 @@ def containerd_config(root: Path, state: Path, address: Path) -> str:
 
 # -- helpers (also for tests that check the cleanup themselves) -----------------------------
 
-def _connects(path: Path) -> bool:
+def connects(path: Path) -> bool:
     with socket.socket(socket.AF_UNIX) as s:
         s.settimeout(1)
         try:
@@ -350,7 +350,7 @@ def _ping(path: Path) -> bool:
     return len(status) > 1 and status[1] == b"200" and data.endswith(b"OK")
 
 
-def _terminate(proc: subprocess.Popen, grace: float) -> None:
+def terminate(proc: subprocess.Popen, grace: float) -> None:
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -377,7 +377,7 @@ def mounts_under(path: Path) -> list[str]:
     return sorted(set(points), key=lambda p: (p.count("/"), len(p)), reverse=True)
 
 
-def _detach(point: str) -> None:
+def detach(point: str) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.umount2(point.encode(), MNT_DETACH) != 0:
         subprocess.run(["umount", "-l", point], capture_output=True, check=False)
@@ -419,7 +419,7 @@ def cgroup_dirs(parent: str) -> list[Path]:
     return sorted(dirs, key=lambda p: len(p.parts), reverse=True)
 
 
-def _cgroup_pids(parent: str) -> set[int]:
+def cgroup_pids(parent: str) -> set[int]:
     pids = set()
     for d in cgroup_dirs(parent):
         with contextlib.suppress(OSError):
@@ -434,7 +434,7 @@ def _container_ids(data_root: Path) -> list[str]:
         return []
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -447,8 +447,8 @@ def _kill_leftovers(ref: RefDocker, timeout: float = 10) -> None:
     dockerd stops them when it can; after a SIGKILL of the daemons they are still there."""
     deadline = time.monotonic() + timeout
     while True:
-        pids = _cgroup_pids(ref.cgroup_parent) | {p for p, _ in processes_naming(ref.owned_paths)}
-        pids = {p for p in pids if _alive(p)}
+        pids = cgroup_pids(ref.cgroup_parent) | {p for p, _ in processes_naming(ref.owned_paths)}
+        pids = {p for p in pids if alive(p)}
         if not pids or time.monotonic() > deadline:
             return
         for pid in pids:
@@ -457,9 +457,9 @@ def _kill_leftovers(ref: RefDocker, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
-def _kill_cgroup(parent: str, timeout: float = 5) -> None:
+def kill_cgroup(parent: str, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
-    while (pids := {p for p in _cgroup_pids(parent) if _alive(p)}) \
+    while (pids := {p for p in cgroup_pids(parent) if alive(p)}) \
             and time.monotonic() < deadline:
         for pid in pids:
             with contextlib.suppress(OSError):
@@ -467,7 +467,7 @@ def _kill_cgroup(parent: str, timeout: float = 5) -> None:
         time.sleep(0.05)
 
 
-def _remove_cgroups(parent: str, timeout: float = 5) -> None:
+def remove_cgroups(parent: str, timeout: float = 5) -> None:
     deadline = time.monotonic() + timeout
     while True:
         for d in cgroup_dirs(parent):
@@ -478,20 +478,20 @@ def _remove_cgroups(parent: str, timeout: float = 5) -> None:
         time.sleep(0.05)
 
 
-def _daemon_running() -> bool:
+def daemon_running() -> bool:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
                 comm = Path(f"/proc/{entry}/comm").read_text().strip()
             except OSError:
                 continue
-            if comm in ("dockerd", "containerd") and _alive(int(entry)):
+            if comm in ("dockerd", "containerd") and alive(int(entry)):
                 return True
     return False
 
 
-def _remove_shared_dirs() -> None:
-    if _daemon_running():
+def remove_shared_dirs() -> None:
+    if daemon_running():
         return
     for d in SHARED_DIRS:
         with contextlib.suppress(OSError):

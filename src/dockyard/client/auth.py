@@ -1,10 +1,8 @@
-"""Registry credentials from the docker config (DOCKER_CONFIG or ~/.docker/config.json),
-as the X-Registry-Auth header carries them: base64url of a JSON AuthConfig.
-
-    config.json  {"auths": {"<registry>": {"auth": base64("user:pass"),
-                                            "identitytoken": "…"}},
-                  "credsStore": "<helper>", "credHelpers": {"<registry>": "<helper>"}}
-"""
+"""Registry credentials for the CLI, as the X-Registry-Auth header carries them (base64url of
+a JSON AuthConfig). Where they live — config.json's `auths`, `credsStore`, `credHelpers` — is
+dockyard.distribution.credentials' business: the same reader the registry client uses,
+imported only by the commands that send credentials (pull, push, login, logout, run).
+`load_config` reads the CLI's own settings (detachKeys, formats) without it."""
 
 from __future__ import annotations
 
@@ -12,7 +10,7 @@ import os
 
 from dockyard.runtime import jsonio
 
-INDEX_SERVER = "https://index.docker.io/v1/"
+INDEX_SERVER = "https://index.docker.io/v1/"  # credentials.HUB_KEY, without importing it
 
 
 def config_dir() -> str:
@@ -32,17 +30,6 @@ def load_config() -> dict:
         return {}
 
 
-def save_config(doc: dict) -> None:
-    os.makedirs(config_dir(), exist_ok=True)
-    path = config_path()
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(jsonio.dumps_pretty(doc))
-        f.write("\n")
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def registry_of(image: str) -> str:
     """The registry host of an image reference; the index's address for Docker Hub."""
     first, sep, _ = image.partition("/")
@@ -51,58 +38,23 @@ def registry_of(image: str) -> str:
     return INDEX_SERVER
 
 
-def _key_matches(key: str, registry: str) -> bool:
-    k = key.split("://", 1)[-1].rstrip("/")
-    r = registry.split("://", 1)[-1].rstrip("/")
-    return k == r or k.split("/", 1)[0] == r.split("/", 1)[0]
+def _config():
+    from dockyard.distribution.credentials import DockerConfig
+
+    return DockerConfig(config_path())
 
 
-def _b64decode(s: str) -> bytes:
-    import binascii
-
-    return binascii.a2b_base64(s.encode())
-
-
-def credentials(registry: str, doc: dict | None = None) -> dict | None:
+def credentials(registry: str) -> dict | None:
     """{"username", "password", "serveraddress"} or {"identitytoken", …} for `registry`."""
-    doc = load_config() if doc is None else doc
-    helper = (doc.get("credHelpers") or {}).get(registry.split("://", 1)[-1].rstrip("/"))
-    helper = helper or doc.get("credsStore")
-    if helper:
-        found = _from_helper(helper, registry)
-        if found:
-            return found
-    for key, entry in (doc.get("auths") or {}).items():
-        if not _key_matches(key, registry) or not isinstance(entry, dict):
-            continue
-        out = {"serveraddress": registry}
-        if entry.get("auth"):
-            user, _, password = _b64decode(entry["auth"]).decode().partition(":")
-            out.update(username=user, password=password)
-        if entry.get("identitytoken"):
-            out["identitytoken"] = entry["identitytoken"]
-        return out
-    return None
-
-
-def _from_helper(helper: str, registry: str) -> dict | None:
-    import subprocess
-
-    try:
-        p = subprocess.run([f"docker-credential-{helper}", "get"], input=registry.encode(),
-                           capture_output=True, timeout=30)
-    except OSError:
+    found = _config().lookup(registry)
+    if found is None:
         return None
-    if p.returncode != 0:
-        return None
-    try:
-        doc = jsonio.loads(p.stdout)
-    except ValueError:
-        return None
-    if doc.get("Username") == "<token>":
-        return {"identitytoken": doc.get("Secret", ""), "serveraddress": registry}
-    return {"username": doc.get("Username", ""), "password": doc.get("Secret", ""),
-            "serveraddress": registry}
+    out = {"serveraddress": registry}
+    if found.username or found.password:
+        out.update(username=found.username, password=found.password)
+    if found.identity_token:
+        out["identitytoken"] = found.identity_token
+    return out
 
 
 def encode_header(auth: dict) -> str:
@@ -118,24 +70,17 @@ def registry_auth_header(image: str) -> dict[str, str]:
 
 
 def store(registry: str, username: str, password: str, token: str = "") -> None:
-    import base64
+    from dockyard.distribution.credentials import Credentials
 
-    doc = load_config()
-    auths = doc.setdefault("auths", {})
-    entry = {"auth": base64.b64encode(f"{username}:{password}".encode()).decode()}
-    if token:
-        entry = {"auth": base64.b64encode(f"{username}:".encode()).decode(),
-                 "identitytoken": token}
-    auths[registry] = entry
-    save_config(doc)
+    _config().store(registry, Credentials(registry, username, password, token))
 
 
 def erase(registry: str) -> bool:
-    doc = load_config()
-    auths = doc.get("auths") or {}
-    keys = [k for k in auths if _key_matches(k, registry)]
-    for k in keys:
-        del auths[k]
-    if keys:
-        save_config(doc)
-    return bool(keys)
+    """`docker logout`: False when nothing was stored for `registry`."""
+    from dockyard.distribution.credentials import server_key
+
+    config = _config()
+    key = server_key(registry)
+    known = any(server_key(k) == key for k in config.load().get("auths") or {})
+    config.erase(registry)
+    return known

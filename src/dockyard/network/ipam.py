@@ -49,12 +49,11 @@ import ipaddress
 import json
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dockyard.fsutil import fsync_dir
+from dockyard.fsutil import write_atomic
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -394,20 +393,7 @@ class AddressSpace:
         doc = {"version": FORMAT_VERSION,
                "pools": [p.to_json() for _, p in sorted(self._pools.items(), key=_sort_key)]}
         self._dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=f".{self._path.name}.")
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self._path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-            raise
-        fsync_dir(self._dir)
+        write_atomic(self._path, json.dumps(doc, indent=1), sync_dir=True)
 
 
 class _Commit:

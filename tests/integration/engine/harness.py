@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.conftest import unique
-from tests.refdocker import _kill_cgroup, _remove_cgroups, cgroup_dirs, mounts_under
+from tests.refdocker import cgroup_dirs, kill_cgroup, mounts_under, remove_cgroups
 
 V = Path(sys.executable).parent
 IMAGE = "docker.io/library/busybox:latest"
@@ -170,8 +170,8 @@ class Engine:
         left: list[str] = []
         if state.is_dir():
             left += reap(state)
-        _kill_cgroup(self.cgroup_parent)
-        _remove_cgroups(self.cgroup_parent)
+        kill_cgroup(self.cgroup_parent)
+        remove_cgroups(self.cgroup_parent)
         left += [str(d) for d in cgroup_dirs(self.cgroup_parent)]
         for root in (self.exec_root, self.base):
             for point in sorted(mounts_under(root), key=len, reverse=True):

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 
 from dockyard.engine.containers.spec import SpecInput, make_spec
-from tests.refdocker import RefDocker, _remove_cgroups, ref_dockerd, unavailable
+from tests.refdocker import RefDocker, ref_dockerd, remove_cgroups, unavailable
 
 pytestmark = [pytest.mark.root, pytest.mark.interop,
               pytest.mark.skipif(unavailable() is not None, reason=unavailable() or "")]
@@ -244,7 +244,7 @@ def probes(ref: RefDocker, tmp_path_factory: pytest.TempPathFactory) -> tuple[li
         subprocess.run([runc, "--root", str(state), "delete", "-f", name],
                        capture_output=True, check=False)
         shutil.rmtree(state, ignore_errors=True)
-        _remove_cgroups(f"/{name}")
+        remove_cgroups(f"/{name}")
         shutil.rmtree(tmp_path, ignore_errors=True)
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines(), theirs.splitlines()

@@ -28,7 +28,7 @@ from dockyard.image.library import ImageLibrary
 from dockyard.shim.cleanup import cleanup_dead
 from tests.integration.containerd.daemon import Daemon, unique, workdir
 from tests.integration.registry.processes import process
-from tests.refdocker import _kill_cgroup, _remove_cgroups, cgroup_dirs
+from tests.refdocker import cgroup_dirs, kill_cgroup, remove_cgroups
 
 pytestmark = pytest.mark.root
 
@@ -71,11 +71,11 @@ def reap(state: Path) -> list[str]:
         ns = bundle.parent.name
         with contextlib.suppress(Exception):
             cleanup_dead(bundle, bundle.name, runtime=None, runtime_root=state / "runc" / ns)
-        _kill_cgroup(f"/{ns}/{bundle.name}")
-        _remove_cgroups(f"/{ns}/{bundle.name}")
+        kill_cgroup(f"/{ns}/{bundle.name}")
+        remove_cgroups(f"/{ns}/{bundle.name}")
         left += [str(d) for d in cgroup_dirs(f"/{ns}/{bundle.name}")]
     for ns in {b.parent.name for b in bundles}:
-        _remove_cgroups(f"/{ns}")
+        remove_cgroups(f"/{ns}")
     return left
 
 
@@ -121,7 +121,7 @@ def supervisor(registry: str) -> Iterator[Supervisor]:
                 daemon.stop()
             left = reap(daemon.state)
             for ns in sup.namespaces:
-                _remove_cgroups(f"/{ns}")
+                remove_cgroups(f"/{ns}")
             assert not left, left
 
 

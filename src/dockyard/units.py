@@ -1,7 +1,10 @@
-"""Sizes and durations as Docker's go-units prints them, for the engine and the CLI alike
-(standard library only, and cheap to import: the CLI's start-up counts)."""
+"""Sizes, durations and times as Docker prints them (go-units, Go's RFC3339Nano), for the
+engine, the shim and the CLI alike: standard library only, and cheap to import (the CLI's
+and the shim's start-up count)."""
 
 from __future__ import annotations
+
+import time
 
 
 def _g(v: float, precision: int) -> str:
@@ -33,6 +36,16 @@ def bytes_size(size: float) -> str:
         size /= 1024
         i += 1
     return f"{_g(size, 4)}{units[i]}"
+
+
+def rfc3339nano(ns: int | None = None) -> str:
+    """Go's time.RFC3339Nano in UTC: 2024-01-02T03:04:05.123456789Z, trailing zeros cut."""
+    ns = time.time_ns() if ns is None else ns
+    secs, frac = divmod(ns, 1_000_000_000)
+    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+    if frac:
+        text += "." + f"{frac:09d}".rstrip("0")
+    return text + "Z"
 
 
 def human_duration(seconds: float) -> str:

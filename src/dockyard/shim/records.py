@@ -21,21 +21,11 @@ old file or the new one, never half of one.
 from __future__ import annotations
 
 import os
-import time
 
 from dockyard.runtime import jsonio
+from dockyard.units import rfc3339nano  # noqa: F401  (the shim's name for it)
 
 EXIT = "exit.json"
-
-
-def rfc3339nano(ns: int | None = None) -> str:
-    """Go's time.RFC3339Nano in UTC: 2024-01-02T03:04:05.123456789Z, trailing zeros cut."""
-    ns = time.time_ns() if ns is None else ns
-    secs, frac = divmod(ns, 1_000_000_000)
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
-    if frac:
-        text += "." + f"{frac:09d}".rstrip("0")
-    return text + "Z"
 
 
 def write_quickly(path: str, text: str) -> None:

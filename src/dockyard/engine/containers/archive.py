@@ -16,13 +16,13 @@ import errno
 import os
 import stat
 import tarfile
-from datetime import UTC, datetime
 from typing import IO, Any
 
 from dockyard.engine.containers.untar import Extractor, TarError
 from dockyard.engine.errors import EngineError, InvalidParameter, NotFound
 from dockyard.image.errors import InvalidArgument
 from dockyard.image.layers.safepath import Root, clean
+from dockyard.units import rfc3339nano
 
 Parts = tuple[str, ...]
 MAX_LINKS = 40
@@ -52,12 +52,6 @@ def go_mode(st_mode: int) -> int:
     if st_mode & stat.S_ISVTX:
         mode |= _GO_STICKY
     return mode
-
-
-def _go_time(ns: int) -> str:
-    base = datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
 
 
 def wants_dir(path: str) -> bool:
@@ -140,7 +134,7 @@ class ContainerFS:
         if path.endswith("/."):
             name = "."
         return {"name": name, "size": st.st_size, "mode": go_mode(st.st_mode),
-                "mtime": _go_time(st.st_mtime_ns), "linkTarget": link}
+                "mtime": rfc3339nano(st.st_mtime_ns), "linkTarget": link}
 
     def _lexical_target(self, where: tuple[int, str, Parts]) -> Parts:
         fd, name, real = where

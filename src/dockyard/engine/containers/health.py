@@ -17,8 +17,9 @@ import logging
 import time
 from typing import Any
 
-from dockyard.engine.containers.model import Container, now_rfc3339
+from dockyard.engine.containers.model import Container
 from dockyard.engine.errors import EngineError
+from dockyard.units import rfc3339nano
 
 log = logging.getLogger("dockyard.engine")
 NS = 1_000_000_000
@@ -95,9 +96,9 @@ class HealthMonitor:
     async def _probe(self, c: Container, cmd: list[str], hc: dict[str, Any],
                      in_start_period: bool) -> None:
         timeout = _seconds(hc, "Timeout", DEFAULT_TIMEOUT)
-        started = now_rfc3339()
+        started = rfc3339nano()
         code, output = await self._run(c, cmd, timeout)
-        entry = {"Start": started, "End": now_rfc3339(), "ExitCode": code, "Output": output}
+        entry = {"Start": started, "End": rfc3339nano(), "ExitCode": code, "Output": output}
         health = c.health or {"Status": "starting", "FailingStreak": 0, "Log": []}
         health["Log"] = [*health.get("Log", []), entry][-MAX_LOG:]
         before = health["Status"]

@@ -10,15 +10,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from dockyard.units import rfc3339nano
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def now_rfc3339() -> str:
-    """Go's RFC3339Nano in UTC (nanoseconds, trailing zeros trimmed)."""
-    ns = time.time_ns()
-    frac = f"{ns % 1_000_000_000:09d}".rstrip("0")
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 1_000_000_000))
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
 
 
 def parse_rfc3339(text: str) -> float:
@@ -65,12 +59,12 @@ class State:
     def set_running(self, pid: int) -> None:
         self.status, self.running, self.paused, self.restarting = "running", True, False, False
         self.pid, self.exit_code, self.error, self.oom_killed = pid, 0, "", False
-        self.started_at = now_rfc3339()
+        self.started_at = rfc3339nano()
 
     def set_stopped(self, exit_code: int, finished_at: str | None = None) -> None:
         self.status, self.running, self.paused, self.restarting = "exited", False, False, False
         self.pid, self.exit_code = 0, exit_code
-        self.finished_at = finished_at or now_rfc3339()
+        self.finished_at = finished_at or rfc3339nano()
 
 
 @dataclass

@@ -109,7 +109,7 @@ class Runtime:
                              tasks_pb.DeleteTaskRequest(container_id=cid), missing_ok=True)
         if r is None:
             return None
-        return int(r.exit_status), _stamp(r.exited_at)
+        return int(r.exit_status), stamp(r.exited_at)
 
     async def kill(self, cid: str, sig: int, *, all_: bool = False) -> None:
         await self._call(self.sup.tasks.Kill, tasks_pb.KillRequest(
@@ -126,7 +126,7 @@ class Runtime:
             if _code(e) == grpc.StatusCode.NOT_FOUND:
                 return (255, "")
             raise from_grpc(e) from None
-        return int(r.exit_status), _stamp(r.exited_at)
+        return int(r.exit_status), stamp(r.exited_at)
 
     async def pause(self, cid: str) -> None:
         await self._call(self.sup.tasks.Pause, tasks_pb.PauseTaskRequest(container_id=cid))
@@ -150,18 +150,13 @@ class Runtime:
         return {p.container_id: p for p in r.tasks if not p.id or p.id == p.container_id}
 
 
-def _stamp(ts: Any) -> str:
+def stamp(ts: Any) -> str:
+    """A protobuf Timestamp as Docker's RFC3339Nano; "" for none."""
     if ts is None or (not ts.seconds and not ts.nanos):
         return ""
-    import time
+    from dockyard.units import rfc3339nano
 
-    base = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts.seconds))
-    frac = f"{ts.nanos:09d}".rstrip("0")
-    return f"{base}.{frac}Z" if frac else f"{base}Z"
-
-
-def stamp(ts: Any) -> str:
-    return _stamp(ts)
+    return rfc3339nano(ts.seconds * 1_000_000_000 + ts.nanos)
 
 
 def parse_signal(value: str | int | None, default: int = signals.SIGKILL) -> int:

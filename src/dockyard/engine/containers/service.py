@@ -21,10 +21,11 @@ from typing import Any
 from dockyard.engine.containers import configs, mounts, names, recovery, runspec
 from dockyard.engine.containers.health import HealthMonitor
 from dockyard.engine.containers.lifecycle import Lifecycle
-from dockyard.engine.containers.model import Container, now_rfc3339, parse_rfc3339
+from dockyard.engine.containers.model import Container, parse_rfc3339
 from dockyard.engine.containers.runtime import Runtime
 from dockyard.engine.containers.store import ContainerStore, write_network_files
 from dockyard.engine.errors import Conflict, EngineError, InvalidParameter, NotFound
+from dockyard.units import rfc3339nano
 
 log = logging.getLogger("dockyard.engine")
 
@@ -129,7 +130,7 @@ class ContainerService(Lifecycle):
                     name = names.random_name(1)
             self._reserve(name, cid)
         try:
-            c = Container(id=cid, name=name, created=now_rfc3339(), image=image.id,
+            c = Container(id=cid, name=name, created=rfc3339nano(), image=image.id,
                           image_ref=image_ref, config=config, host_config=host_config,
                           networking_config=net, path=path, args=args)
             if not config.get("Hostname"):

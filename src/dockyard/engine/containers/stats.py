@@ -22,8 +22,9 @@ from typing import Any
 import grpc
 
 from dockyard.api.services.tasks.v1 import tasks_pb2 as tasks_pb
-from dockyard.engine.containers.model import ZERO_TIME, Container, now_rfc3339
+from dockyard.engine.containers.model import ZERO_TIME, Container
 from dockyard.engine.errors import from_grpc
+from dockyard.units import rfc3339nano
 
 MAX_UINT64 = (1 << 64) - 1
 _CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -119,7 +120,7 @@ async def sample(sup: Any, c: Container) -> Sample:
                 nets = networks(f.read())
         except OSError:
             pass
-    return Sample(read=now_rfc3339(), cgroup=cgroup, system_cpu=system_cpu_usage(),
+    return Sample(read=rfc3339nano(), cgroup=cgroup, system_cpu=system_cpu_usage(),
                   networks=nets)
 
 

@@ -36,17 +36,13 @@ from dockyard.image.descriptor import Descriptor
 from dockyard.image.layers.chain import chain_id
 from dockyard.image.library import Resolved, resolve
 from dockyard.image.platforms import Platform
-from dockyard.runtime.specgen import default_spec
+from dockyard.runtime.specgen import CONTAINER_CAPS, default_spec
 
 DEFAULT_ADDRESS = "/run/dockyard/containerd/containerd.sock"
 DEFAULT_NAMESPACE = "default"
 SPEC_TYPE = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 RUNTIME = "io.containerd.runc.v2"
 DEFAULT_SNAPSHOTTER = os.environ.get("CONTAINERD_SNAPSHOTTER", "overlayfs")  # ctr's default
-# containerd's default capability set (oci.populateDefaultUnixSpec), Docker's too.
-DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD",
-                "CAP_NET_RAW", "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP",
-                "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE"]
 
 
 @dataclass(frozen=True)
@@ -230,7 +226,7 @@ def image_spec(config: Any, args: Sequence[str], *, cid: str, namespace: str,
     uid, _, gid = user.partition(":")
     if uid.isdigit():
         process["user"] = {"uid": int(uid), "gid": int(gid) if gid.isdigit() else 0}
-    process["capabilities"] = {k: list(DEFAULT_CAPS)
+    process["capabilities"] = {k: list(CONTAINER_CAPS)
                                for k in ("bounding", "effective", "permitted")}
     process["noNewPrivileges"] = False
     spec["root"] = {"path": "rootfs", "readonly": False}

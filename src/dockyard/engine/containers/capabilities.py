@@ -7,13 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from dockyard.engine.errors import InvalidParameter
+from dockyard.runtime.specgen import CONTAINER_CAPS
 
-# Docker's default set, in the order dockerd writes it into the spec.
-DEFAULT_CAPS = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT", "CAP_KILL", "CAP_AUDIT_WRITE",
-)
+DEFAULT_CAPS = CONTAINER_CAPS  # Docker's default set, in the order dockerd writes it
 
 # Every capability by number (linux/capability.h), which is also the order of "all".
 ALL_CAPS = (

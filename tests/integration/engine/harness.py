@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -91,16 +90,9 @@ class Engine:
             time.sleep(0.05)
 
     def pings(self) -> bool:
-        s = socket.socket(socket.AF_UNIX)
-        try:
-            s.settimeout(2)
-            s.connect(str(self.sock))
-            s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-            return b"200 OK" in s.recv(256)
-        except OSError:
-            return False
-        finally:
-            s.close()
+        from dockyard.demo import pings  # the README's first command waits the same way
+
+        return pings(self.sock)
 
     def log_text(self, limit: int = 8000) -> str:
         try:

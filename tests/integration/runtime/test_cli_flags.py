@@ -77,14 +77,14 @@ def test_exec_preserve_fds(runc, running, tmp_path):
     cid, _ = running
     f = tmp_path / "passed"
     f.write_text("through fd 3\n")
-    with open(f) as fh:
-        os.dup2(fh.fileno(), 30)
+    # A descriptor of our own (never a fixed number, which another fixture's socket may
+    # hold), moved to fd 3 in the child only.
+    fd = os.open(f, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        # fd 3 of the runtime is our fd 30, moved into place by a shell redirection.
         p = runc.run("exec", "--preserve-fds", "1", cid, "cat", "/proc/self/fd/3",
-                     pass_fds=(3,), preexec_fn=lambda: os.dup2(30, 3))
+                     pass_fds=(3,), preexec_fn=lambda: os.dup2(fd, 3))
     finally:
-        os.close(30)
+        os.close(fd)
     assert p.stdout == b"through fd 3\n"
 
 

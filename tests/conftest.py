@@ -3,6 +3,7 @@ runtime root per test so that containers of different tests never meet."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 # grpc (imported by the supervisor's tests) re-creates its threads in a forked child unless
@@ -106,3 +107,19 @@ def runc(tmp_path: Path) -> Iterator[Runc]:
         yield r
     finally:
         r.cleanup()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _ip_forward_restored() -> Iterator[None]:
+    """dockyardd sets net.ipv4.ip_forward as dockerd does (bridge networks route through the
+    host); the suite gives the machine back as it found it."""
+    path = Path("/proc/sys/net/ipv4/ip_forward")
+    try:
+        before = path.read_text()
+    except OSError:
+        yield
+        return
+    yield
+    if os.geteuid() == 0 and path.read_text() != before:
+        with contextlib.suppress(OSError):
+            path.write_text(before)

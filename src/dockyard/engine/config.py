@@ -17,7 +17,16 @@ no fallback unless asked, so that nothing reaches docker.io in tests).
       "log-opts": {"max-size": "10m", "max-file": "3"},
       "cgroup-parent": "/docker",             # containers' cgroups: <parent>/<id>
       "tls": false, "tlsverify": false, "tlscacert": "", "tlscert": "", "tlskey": "",
-      "tcp-insecure": false                   # plain TCP: only with this explicit opt-out
+      "tcp-insecure": false,                  # plain TCP: only with this explicit opt-out
+      "bridge": "dockyard0",                  # the default bridge network's bridge; "none"
+      "bip": "172.17.0.1/16",                 #   for no default bridge network at all
+      "fixed-cidr": "", "mtu": 1500, "icc": true, "ip-masq": true, "ip-forward": true,
+      "iptables": true,                       # manage the nftables table (below)
+      "default-address-pools": [{"base": "172.17.0.0/16", "size": 16}, …],
+      "host-gateway-ip": "",                  # --add-host x:host-gateway (else the bridge's)
+      "dns": [], "dns-search": [], "dns-opts": [],
+      "nft-table": "dockyard",                # Dockyard's own: the one nftables table it owns
+      "resolv-conf": "/etc/resolv.conf"       # Dockyard's own: the host's resolver settings
     }
 
 As with dockerd, a key given both as a flag and in the file is an error.
@@ -62,6 +71,21 @@ class DaemonConfig:
     debug: bool = False
     group: str = "dockyard"
     cgroup_parent: str = "/docker"
+    bridge: str = "dockyard0"
+    bip: str = ""
+    fixed_cidr: str = ""
+    mtu: int = 1500
+    icc: bool = True
+    ip_masq: bool = True
+    ip_forward: bool = True
+    iptables: bool = True
+    default_address_pools: list[dict[str, Any]] = field(default_factory=list)
+    host_gateway_ip: str = ""
+    dns: list[str] = field(default_factory=list)
+    dns_search: list[str] = field(default_factory=list)
+    dns_opts: list[str] = field(default_factory=list)
+    nft_table: str = "dockyard"
+    resolv_conf: str = "/etc/resolv.conf"
 
     @property
     def pid_path(self) -> str:
@@ -87,6 +111,9 @@ def from_json(data: Mapping[str, Any], where: str = "daemon.json") -> dict[str, 
                               f"option: {key}")
         kind = f.type if isinstance(f.type, str) else f.type.__name__
         ok = {"bool": isinstance(value, bool), "str": isinstance(value, str),
+              "int": isinstance(value, int) and not isinstance(value, bool),
+              "list[dict[str, Any]]": isinstance(value, list)
+              and all(isinstance(v, dict) for v in value),
               "list[str]": isinstance(value, list) and all(isinstance(v, str) for v in value),
               "dict[str, str]": isinstance(value, dict)
               and all(isinstance(v, str) for v in value.values()),
@@ -115,11 +142,12 @@ def load(path: str | None, flags: Mapping[str, Any]) -> DaemonConfig:
         except json.JSONDecodeError as e:
             raise ConfigError(f"unable to configure the Docker daemon with file {file}: "
                               f"{e}") from None
-    clash = sorted(k for k, v in flags.items() if v not in (None, [], False) and k in settings)
+    given = {k: v for k, v in flags.items() if v is not None and v != []}
+    clash = sorted(k for k in given if k in settings)
     if clash:
         raise ConfigError("the following directives are specified both as a flag and in the "
                           "configuration file: " + ", ".join(
                               f"{k.replace('_', '-')}: (from flag: {flags[k]}, from file: "
                               f"{settings[k]})" for k in clash))
-    settings.update({k: v for k, v in flags.items() if v not in (None, [], False)})
+    settings.update(given)
     return DaemonConfig(**settings)

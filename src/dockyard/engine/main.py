@@ -59,6 +59,25 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("-D", "--debug", action="store_true", default=None)
     p.add_argument("-G", "--group", help="group of the unix socket")
     p.add_argument("--cgroup-parent", help="parent cgroup of all containers")
+    p.add_argument("-b", "--bridge", help="the default bridge network's bridge (none: no "
+                   "default bridge network)")
+    p.add_argument("--bip", help="the default bridge's address and prefix (CIDR)")
+    p.add_argument("--fixed-cidr", help="IPv4 subnet for the default bridge's containers")
+    p.add_argument("--mtu", type=int, help="MTU of the default bridge network")
+    p.add_argument("--icc", action=argparse.BooleanOptionalAction, default=None,
+                   help="traffic between containers of the default bridge")
+    p.add_argument("--ip-masq", action=argparse.BooleanOptionalAction, default=None,
+                   help="masquerade containers' traffic leaving the host")
+    p.add_argument("--ip-forward", action=argparse.BooleanOptionalAction, default=None,
+                   help="set net.ipv4.ip_forward")
+    p.add_argument("--iptables", action=argparse.BooleanOptionalAction, default=None,
+                   help="manage Dockyard's nftables table")
+    p.add_argument("--host-gateway-ip", help="the address host-gateway stands for")
+    p.add_argument("--dns", action="append", default=[], help="DNS server for containers")
+    p.add_argument("--dns-search", action="append", default=[],
+                   help="DNS search domain for containers")
+    p.add_argument("--dns-opt", action="append", dest="dns_opts", default=[],
+                   help="DNS option for containers")
     p.add_argument("-v", "--version", action="store_true", help="print the version")
     return p
 

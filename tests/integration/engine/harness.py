@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
@@ -52,10 +53,18 @@ class Engine:
         self.exec_root = Path("/run") / token
         self.sock = self.exec_root / "api.sock"
         self.cgroup_parent = f"/{token}"
+        self.bridge = token.replace("dye", "dyb")[:15]
+        self.nft_table = token.replace("dye-", "dyt_").replace("-", "_")
+        self.resolv_conf = self.base / "resolv.conf"
         # No registry outside this machine, ever: docker.io (where the docker CLI pulls a
         # missing image from) goes to a closed port on loopback unless a test redirects it.
+        # The host's bridge, nftables table, subnets and resolvers are its own: nothing
+        # another engine (or the host) has, and no DNS query leaves loopback.
         self.config = {"cgroup-parent": self.cgroup_parent,
                        "registry-hosts": {"docker.io": {"redirect": "http://127.0.0.1:1"}},
+                       "bridge": self.bridge, "bip": _random_bip(),
+                       "default-address-pools": [{"base": _random_pool(), "size": 24}],
+                       "nft-table": self.nft_table, "resolv-conf": str(self.resolv_conf),
                        **(config or {})}
         self.extra = extra or []
         self.log = self.base / "dockyardd.log"
@@ -80,6 +89,8 @@ class Engine:
         self.base.mkdir(parents=True, exist_ok=True)
         self.docker_config.mkdir(exist_ok=True)
         (self.base / "daemon.json").write_text(json.dumps(self.config))
+        if not self.resolv_conf.exists():  # a closed port on loopback unless a test says
+            self.resolv_conf.write_text("nameserver 127.0.0.1\noptions timeout:1\n")
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out,
                                          stderr=subprocess.STDOUT)
@@ -170,7 +181,41 @@ class Engine:
                 subprocess.run(["umount", "-l", point], capture_output=True)
         shutil.rmtree(self.exec_root, ignore_errors=True)
         shutil.rmtree(self.base, ignore_errors=True)
+        left += remove_network_state(self.nft_table, [
+            self.config.get("bip") or "", *(p["base"] for p in
+                                            self.config.get("default-address-pools") or [])])
         return left
+
+
+def _random_bip() -> str:
+    return f"10.{random.randrange(128, 192)}.{random.randrange(256)}.1/24"
+
+
+def _random_pool() -> str:
+    return f"10.{random.randrange(64, 128)}.{random.randrange(0, 256, 16)}.0/20"
+
+
+def remove_network_state(table: str, subnets: list[str]) -> list[str]:
+    """What a daemon leaves when it was killed: its nftables table, and the bridges with an
+    address in the subnets only it used (the default one, br-* of its networks; their
+    veths go with them). What cannot be removed is returned."""
+    import ipaddress
+
+    left: list[str] = []
+    subprocess.run(["nft", "delete", "table", "inet", table], capture_output=True)
+    if subprocess.run(["nft", "list", "table", "inet", table],
+                      capture_output=True).returncode == 0:
+        left.append(f"nft table {table}")
+    ours = [ipaddress.ip_network(s, strict=False) for s in subnets]
+    shown = subprocess.run(["ip", "-j", "addr", "show", "type", "bridge"],
+                           capture_output=True, text=True).stdout
+    for link in json.loads(shown or "[]"):
+        addresses = [ipaddress.ip_address(a["local"]) for a in link.get("addr_info", [])
+                     if a.get("family") == "inet"]
+        if any(a in net for a in addresses for net in ours) and subprocess.run(
+                ["ip", "link", "delete", link["ifname"]], capture_output=True).returncode:
+            left.append(f"bridge {link['ifname']}")
+    return left
 
 
 @contextlib.contextmanager

@@ -35,10 +35,11 @@ def alike(engine, *args: str, input: bytes | None = None) -> subprocess.Complete
 
 @pytest.fixture
 def pair(engine):
-    """Two running containers with the same files: one for docker, one for dockyard."""
+    """Two running containers with the same files: one for docker, one for dockyard. No
+    network: a bridge's multicast would change NetIO between docker's and our stats."""
     names = [unique("cpd"), unique("cpy")]
     for n in names:
-        engine.docker("run", "-d", "--name", n, "busybox", "sleep", "300")
+        engine.docker("run", "-d", "--network", "none", "--name", n, "busybox", "sleep", "300")
         engine.docker("exec", n, "sh", "-c", "mkdir -p /tmp/d/e && echo a > /tmp/d/a && "
                       "ln -s a /tmp/d/la && ln -s /tmp/d /tmp/ld && echo x > /tmp/x")
     yield names

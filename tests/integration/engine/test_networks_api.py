@@ -1,7 +1,8 @@
-"""/networks against dockyardd until the networking issue lands: Docker's predefined networks
-(bridge, host, none) in dockerd's shape, with IDs that survive a restart, and user-defined
-networks refused in dockerd's words or with a 501 that names the networking issue (never a
-pretended success). Checked against Debian's dockerd 20.10 (API 1.41) where it has an answer."""
+"""/networks against dockyardd: Docker's predefined networks (bridge, host, none) in dockerd's
+shape, with IDs that survive a restart; user-defined bridge networks created, listed,
+filtered, removed and pruned; what dockerd refuses refused in its words. Checked against
+Debian's dockerd 20.10 (API 1.41) where it has an answer. What the networks do (addresses,
+names, ports, isolation) is in test_bridge_networks.py."""
 
 from __future__ import annotations
 
@@ -114,14 +115,30 @@ def test_create_answers_as_dockerd(engine, body, status, message):
     assert (r.status_code, r.json()) == (status, {"message": message})
 
 
-def test_user_defined_networks_are_refused_until_networking_lands(engine):
+def test_a_user_defined_network_is_created_listed_and_removed(engine):
     name = unique("net")
-    r = call(engine, "post", "/networks/create", {"Name": name})
-    assert r.status_code == 501
-    assert "networking issue" in r.json()["message"] and name in r.json()["message"]
-    cli = engine.docker("network", "create", name, check=False)
-    assert cli.returncode == 1 and b"networking issue" in cli.stderr
+    ipam = {"Config": [{"Subnet": "10.251.7.0/24"}]}
+    r = call(engine, "post", "/networks/create", {"Name": name, "Labels": {"k": "v"},
+                                                  "IPAM": ipam})
+    assert r.status_code == 201, r.text
+    assert set(r.json()) == {"Id", "Warning"} and r.json()["Warning"] == ""
+    net_id = r.json()["Id"]
+    try:
+        doc = call(engine, "get", f"/networks/{name}").json()
+        assert set(doc) == KEYS and doc["Id"] == net_id and doc["Driver"] == "bridge"
+        assert doc["IPAM"]["Config"] == [{"Subnet": "10.251.7.0/24", "Gateway": "10.251.7.1"}]
+        assert doc["Labels"] == {"k": "v"} and doc["Containers"] == {}
+        assert name in {n["Name"] for n in listed(engine, type=["custom"])}
+        again = call(engine, "post", "/networks/create", {"Name": name})
+        assert (again.status_code, again.json()) == (
+            409, {"message": f"network with name {name} already exists"})
+        overlap = call(engine, "post", "/networks/create", {
+            "Name": unique("net"), "IPAM": {"Config": [{"Subnet": "10.251.7.128/25"}]}})
+        assert overlap.status_code == 403 and "overlaps" in overlap.json()["message"]
+    finally:
+        assert call(engine, "delete", f"/networks/{net_id}").status_code == 204
     assert name not in {n["Name"] for n in listed(engine)}
+    assert call(engine, "delete", f"/networks/{net_id}").status_code == 404
 
 
 def test_predefined_networks_cannot_be_removed(engine):
@@ -151,22 +168,37 @@ def test_connect_and_disconnect(engine):
             r.json()["message"]
         assert call(engine, "post", "/networks/nope/connect",
                     {"Container": name}).status_code == 404
-        for verb in ("connect", "disconnect"):
-            r = call(engine, "post", f"/networks/bridge/{verb}", {"Container": name})
-            assert r.status_code == 501 and "networking issue" in r.json()["message"]
+        r = call(engine, "post", "/networks/bridge/connect", {"Container": name})
+        assert r.status_code == 400 and r.json()["message"] == (
+            "container cannot be connected to multiple networks with one of the networks "
+            "in private (none) mode")
+        r = call(engine, "post", "/networks/bridge/disconnect", {"Container": name})
+        assert r.status_code == 403 and "is not connected to network bridge" in \
+            r.json()["message"]
         assert call(engine, "post", "/networks/bridge/connect").status_code == 400
     finally:
         engine.docker("rm", "-f", name, hosted)
 
 
-def test_prune_deletes_nothing(engine):
-    r = call(engine, "post", "/networks/prune")
-    assert r.status_code == 200 and r.json() == {"NetworksDeleted": None}
-    assert engine.sdk.networks.prune() == {"NetworksDeleted": None}
-    bad = call(engine, "post", "/networks/prune", filters=json.dumps({"foo": ["x"]}))
-    assert bad.status_code == 400
-    assert engine.docker("network", "prune", "-f").returncode == 0
-    assert len(listed(engine)) == 3
+def test_prune_deletes_unused_user_networks_only(engine):
+    unused, used = unique("pn"), unique("pu")
+    engine.docker("network", "create", "--label", "p=1", unused)
+    engine.docker("network", "create", used)
+    holder = unique("ph")
+    engine.docker("create", "--name", holder, "--network", used, "busybox", "true")
+    try:
+        bad = call(engine, "post", "/networks/prune", filters=json.dumps({"foo": ["x"]}))
+        assert bad.status_code == 400
+        r = call(engine, "post", "/networks/prune", filters=json.dumps({"label": ["p=2"]}))
+        assert r.status_code == 200 and r.json() == {"NetworksDeleted": None}
+        assert engine.sdk.networks.prune(filters={"label": "p=1"}) == \
+            {"NetworksDeleted": [unused]}
+        names = {n["Name"] for n in listed(engine)}
+        assert used in names and unused not in names
+        assert {"bridge", "host", "none"} <= names
+    finally:
+        engine.docker("rm", "-f", holder)
+        engine.docker("network", "rm", used, check=False)
 
 
 def test_a_running_container_is_listed_on_its_network(engine):

@@ -254,9 +254,10 @@ def check_host_config(host: dict[str, Any]) -> list[str]:
     if published and mode == "host":
         warnings.append("Published ports are discarded when using host network mode")
         host["PortBindings"] = {}
-    elif published:  # not silently: nothing would answer on those ports
-        raise InvalidParameter("publishing ports (-p, -P) needs a bridge network, which "
-                               "dockyardd does not have yet (the networking issue)")
+    elif published:
+        from dockyard.engine.networks import ports
+
+        ports.check(host)
     if (host.get("LogConfig") or {}).get("Type") not in (None, "", "json-file"):
         raise InvalidParameter(f"logging driver {host['LogConfig']['Type']!r} is not "
                                "supported: json-file only")

@@ -29,7 +29,6 @@ from dockyard.engine.errors import (
     Conflict,
     EngineError,
     InvalidParameter,
-    NotFound,
     NotModified,
 )
 
@@ -101,8 +100,10 @@ class Lifecycle:
         rt = self.runtime
         try:
             mounts = await rt.mounts(c.id)
+            peer = self._network_peer(c)
+            netns = await self.daemon.networks.attach(c)
             spec = await asyncio.to_thread(runspec.make, c, self.daemon.config.cgroup_parent,
-                                           self._network_peer(c), mounts)
+                                           peer, mounts, netns)
             opts = {**self.daemon.config.log_opts,
                     **(c.host_config.get("LogConfig") or {}).get("Config", {})}
             await rt.create_record(c.id, c.image_ref, spec)
@@ -118,6 +119,8 @@ class Lifecycle:
                 await rt.delete_task(c.id)
             with contextlib.suppress(Exception):
                 await rt.delete_record(c.id)
+            with contextlib.suppress(Exception):
+                await self.daemon.networks.detach(c)
             if isinstance(e, EngineError):
                 c.state.error = e.message
                 c.state.exit_code = start_exit_code(e.message)
@@ -134,13 +137,10 @@ class Lifecycle:
         self.publish(c, "start")
 
     def _network_peer(self, c: Container) -> Container | None:
-        """The container whose network namespace `c` joins (container:<id>); NotFound for a
-        network that does not exist (only none, host and the default one do, so far)."""
+        """The container whose network namespace `c` joins (container:<id>)."""
         mode = c.host_config.get("NetworkMode") or ""
         if mode.startswith("container:"):
             return self.lookup(mode.partition(":")[2])
-        if mode not in ("none", "host", "bridge", "default", ""):
-            raise NotFound(f"network {mode} not found")
         return None
 
     # -- exits -------------------------------------------------------------------------------
@@ -156,6 +156,10 @@ class Lifecycle:
                 await rt.delete_record(c.id)
             except EngineError as e:
                 log.warning("deleting the task of %s: %s", c.id, e.message)
+            try:
+                await self.daemon.networks.detach(c)
+            except Exception as e:  # what is left goes at the next start
+                log.warning("releasing the networks of %s: %s", c.id, e)
             ran_for = time.time() - parse_rfc3339(c.state.started_at)
             c.state.set_stopped(status, at or None)
             c.state.oom_killed = oom

@@ -87,6 +87,9 @@ class Container:
     directory: str = ""
     mount_points: list[dict[str, Any]] = field(default_factory=list)  # MountPoint records
     health: dict[str, Any] | None = None  # State.Health, with a healthcheck (health.py)
+    # While it runs on a bridge network: SandboxKey, Ports (bindings held), Networks
+    # (name -> EndpointSettings); networks/endpoints.py fills and empties it.
+    network_settings: dict[str, Any] = field(default_factory=dict)
     # Not on disk: the exit waiters, and a lock held by every state change.
     waiters: list[tuple[str, asyncio.Future[dict[str, Any]]]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -124,7 +127,8 @@ class Container:
                 "HasBeenStartedBefore": self.has_been_started, "Driver": "overlayfs",
                 "LogPath": self.log_path, "HostnamePath": self.hostname_path,
                 "HostsPath": self.hosts_path, "ResolvConfPath": self.resolv_conf_path,
-                "MountPoints": self.mount_points, "Health": self.health}
+                "MountPoints": self.mount_points, "Health": self.health,
+                "NetworkSettings": self.network_settings}
 
     @classmethod
     def from_disk(cls, doc: dict[str, Any], host_config: dict[str, Any],
@@ -139,7 +143,8 @@ class Container:
                    manually_stopped=bool(doc.get("HasBeenManuallyStopped")),
                    has_been_started=bool(doc.get("HasBeenStartedBefore")),
                    directory=directory, mount_points=list(doc.get("MountPoints") or []),
-                   health=doc.get("Health"))
+                   health=doc.get("Health"),
+                   network_settings=doc.get("NetworkSettings") or {})
 
     def notify(self, kind: str) -> None:
         """Answer the waiters of `kind` ("exit" or "removed") with the exit code."""

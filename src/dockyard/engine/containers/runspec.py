@@ -4,8 +4,8 @@ cgroup parent, the layers to read /etc/passwd from. spec.py (make_spec) turns th
 Docker's spec.
 
 Network modes: "none" and "host" as Docker has them; "container:<id>" joins that container's
-network namespace; "bridge"/"default" (and any other name) get, until networking lands, a new
-network namespace with only loopback — NetworkMode stays as the client gave it.
+network namespace; "bridge"/"default" and user-defined networks join the sandbox the
+networks service made for the container (networks/endpoints.py).
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ def file_mounts(c: Container) -> list[dict[str, Any]]:
                               ("/etc/hosts", c.hosts_path))]
 
 
-def netns_path(c: Container, peer: Container | None) -> str | None:
-    """The network namespace to join (container:<id>), else None."""
+def netns_path(c: Container, peer: Container | None, sandbox: str | None = None) -> str | None:
+    """The network namespace to join: the sandbox the networks service made (bridge
+    networks), the peer's (container:<id>), else None (host, none)."""
+    if sandbox:
+        return sandbox
     mode = c.host_config.get("NetworkMode") or ""
     if not mode.startswith("container:"):
         return None
@@ -47,12 +50,12 @@ def netns_path(c: Container, peer: Container | None) -> str | None:
 
 
 def make(c: Container, cgroup_parent: str, peer: Container | None,
-         rootfs_mounts: Sequence[Any] = ()) -> dict[str, Any]:
+         rootfs_mounts: Sequence[Any] = (), sandbox: str | None = None) -> dict[str, Any]:
     from dockyard.engine.containers import mounts as points
 
     parent = c.host_config.get("CgroupParent") or cgroup_parent
     mounts = [*points.oci(c), *file_mounts(c)]
-    net = netns_path(c, peer)
+    net = netns_path(c, peer, sandbox)
     return docker_spec.make_spec(docker_spec.SpecInput(
         id=c.id, config=c.config, host_config=c.host_config, mounts=tuple(mounts),
         cgroup_parent=parent, netns_path=net, hostname=hostname(c),

@@ -64,6 +64,7 @@ class ContainerService(Lifecycle):
                 await self.runtime.remove_snapshot(key)
         del broken
         await recovery.restore(self)
+        await self.daemon.networks.restore()
 
     async def counts(self) -> dict[str, int]:
         cs = list(self.by_id.values())
@@ -155,7 +156,8 @@ class ContainerService(Lifecycle):
         return c, warnings
 
     def _write_files(self, c: Container) -> None:
-        write_network_files(c, runspec.hostname(c), c.host_config.get("NetworkMode") == "host")
+        write_network_files(c, self.daemon.networks,
+                            c.host_config.get("NetworkMode") == "host")
         self.store.save(c, host_config=True)
 
     # -- remove, rename, update --------------------------------------------------------------
@@ -176,6 +178,7 @@ class ContainerService(Lifecycle):
                 return
             c.state.status = "removing"
             c.state.restarting = False
+            await self.daemon.networks.detach(c)
             await self.runtime.delete_task(c.id)
             await self.runtime.delete_record(c.id)
             await self.runtime.remove_snapshot(c.id)

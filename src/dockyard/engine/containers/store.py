@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from dockyard.engine.containers.model import Container
 from dockyard.fsutil import write_atomic
@@ -114,18 +115,62 @@ def read_host_file(path: str, fallback: str) -> str:
         return fallback
 
 
-def write_network_files(c: Container, hostname: str, host_network: bool) -> None:
-    """hostname, hosts and resolv.conf as dockerd writes them for none/host networking."""
-    from dockyard.engine.containers import hostfiles
+def write_network_files(c: Container, networks: Any, host_network: bool) -> None:
+    """hostname, hosts and resolv.conf as dockerd writes them: at create, and again when
+    the container's endpoints change (its addresses are in the hosts file, its networks say
+    which resolver it uses)."""
+    from dockyard.engine.containers import hostfiles, runspec
+    from dockyard.engine.networks.endpoints import bridged, parse_link
 
     d = Path(c.directory)
     hc = c.host_config
+    hostname = runspec.hostname(c)
+    config = getattr(networks, "config", None)
+    resolv_path = getattr(config, "resolv_conf", "/etc/resolv.conf")
+    host_resolv = read_host_file(resolv_path, "")
+    dns = hc.get("Dns") or list(getattr(config, "dns", []) or [])
+    search = hc.get("DnsSearch") or list(getattr(config, "dns_search", []) or [])
+    options = hc.get("DnsOptions") or list(getattr(config, "dns_opts", []) or [])
+    gateway = networks.host_gateway() if networks is not None else None
+    endpoints = (c.network_settings or {}).get("Networks") or {}
+    addresses = [a for e in endpoints.values()
+                 for a in (e.get("IPAddress"), e.get("GlobalIPv6Address")) if a]
+    links: list[hostfiles.Link] = []
+    bridge = endpoints.get("bridge")
+    if bridge is not None and networks is not None:
+        for link in hc.get("Links") or []:
+            name, alias = parse_link(link)
+            try:
+                other = networks.daemon.containers.lookup(name)
+            except Exception:  # gone since: dockerd too writes only what it finds
+                continue
+            theirs = (other.network_settings.get("Networks") or {}).get("bridge") or {}
+            found = tuple(a for a in (theirs.get("IPAddress"),
+                                      theirs.get("GlobalIPv6Address")) if a)
+            links.append(hostfiles.Link(alias, other.name, runspec.hostname(other), found))
     hosts = hostfiles.hosts_file(
         hc.get("ExtraHosts") or [],
-        read_host_file("/etc/hosts", "127.0.0.1\tlocalhost\n") if host_network else None)
-    resolv = hostfiles.resolv_conf(read_host_file("/etc/resolv.conf", ""), hc.get("Dns") or [],
-                                   hc.get("DnsSearch") or [], hc.get("DnsOptions") or [])
+        read_host_file("/etc/hosts", "127.0.0.1\tlocalhost\n") if host_network else None,
+        host_gateway=gateway, links=links, addresses=addresses, hostname=hostname,
+        domainname=c.config.get("Domainname") or "")
+    if host_network:
+        mode = "host"
+    elif not bridged(c):
+        mode = "plain"
+    elif any(n != "bridge" for n in endpoints) or (not endpoints and any(
+            n != "bridge" for n in _configured(c))):
+        mode = "internal"
+    else:
+        mode = "legacy"
+    resolv = hostfiles.resolv_conf(host_resolv, dns, search, options, mode=mode,
+                                   host_path=resolv_path)
     # No fsync, as dockerd: a power cut may leave them empty, never the container's record.
     write_atomic(d / "hostname", f"{hostname}\n".encode(), sync=False)
     write_atomic(d / "hosts", hosts.encode(), sync=False)
     write_atomic(d / "resolv.conf", resolv.encode(), sync=False)
+
+
+def _configured(c: Container) -> dict[str, Any]:
+    from dockyard.engine.networks.endpoints import configured
+
+    return configured(c)

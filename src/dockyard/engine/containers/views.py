@@ -76,23 +76,43 @@ def _network_id(daemon: Any, name: str) -> str:
 
 
 def _network_settings(c: Container, daemon: Any = None) -> dict[str, Any]:
-    mode = network_name(c)
+    """NetworkSettings: the endpoints of a running container (networks/endpoints.py), else
+    the networks it is configured on, with empty addresses, as dockerd shows a stopped one."""
+    from dockyard.engine.networks.endpoints import bridged, configured
+
+    live = c.network_settings or {}
     networks: dict[str, Any] = {}
-    if not mode.startswith("container:"):
-        # dockerd names the network's ID once the container has been started
-        started = daemon is not None and c.state.started_at not in ("", ZERO_TIME)
-        network_id = _network_id(daemon, mode) if started else ""
-        networks[mode] = {"IPAMConfig": None, "Links": None, "Aliases": None,
-                          "MacAddress": "", "DriverOpts": None, "GwPriority": 0,
-                          "NetworkID": network_id, "EndpointID": "", "Gateway": "",
-                          "IPAddress": "",
-                          "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
-                          "GlobalIPv6PrefixLen": 0, "DNSNames": None}
-    return {"Bridge": "", "SandboxID": "", "SandboxKey": "", "Ports": {},
+    if bridged(c) or not network_name(c).startswith("container:"):
+        names = configured(c) if bridged(c) else {network_name(c): {}}
+        for name, cfg in names.items():
+            # dockerd names the network's ID once the container has been started
+            started = daemon is not None and c.state.started_at not in ("", ZERO_TIME)
+            networks[name] = {"IPAMConfig": (cfg or {}).get("IPAMConfig") or None,
+                              "Links": (cfg or {}).get("Links") or None,
+                              "Aliases": (cfg or {}).get("Aliases") or None,
+                              "MacAddress": "", "DriverOpts": None, "GwPriority": 0,
+                              "NetworkID": _network_id(daemon, name) if started else "",
+                              "EndpointID": "", "Gateway": "", "IPAddress": "",
+                              "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+                              "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+        networks.update(live.get("Networks") or {})
+    first = next(iter((live.get("Networks") or {}).values()), None) \
+        if network_name(c) == "bridge" else None
+    ports: dict[str, Any] = live.get("Ports") or {}
+    if not ports and c.state.running and bridged(c):
+        ports = {p: None for p in c.config.get("ExposedPorts") or {}}
+    return {"Bridge": "", "SandboxID": live.get("SandboxID", ""),
+            "SandboxKey": live.get("SandboxKey", ""), "Ports": ports,
             "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
-            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None, "EndpointID": "",
-            "Gateway": "", "GlobalIPv6Address": "", "GlobalIPv6PrefixLen": 0,
-            "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
+            "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
+            "EndpointID": (first or {}).get("EndpointID", ""),
+            "Gateway": (first or {}).get("Gateway", ""),
+            "GlobalIPv6Address": (first or {}).get("GlobalIPv6Address", ""),
+            "GlobalIPv6PrefixLen": (first or {}).get("GlobalIPv6PrefixLen", 0),
+            "IPAddress": (first or {}).get("IPAddress", ""),
+            "IPPrefixLen": (first or {}).get("IPPrefixLen", 0),
+            "IPv6Gateway": (first or {}).get("IPv6Gateway", ""),
+            "MacAddress": (first or {}).get("MacAddress", ""),
             "Networks": networks}
 
 
@@ -112,6 +132,14 @@ def inspect(c: Container, daemon: Any, size: tuple[int, int] | None = None) -> d
     return doc
 
 
+def _list_ports(c: Container) -> list[dict[str, Any]]:
+    from dockyard.engine.networks import ports
+    from dockyard.engine.networks.endpoints import bindings_of
+
+    held = bindings_of((c.network_settings or {}).get("Ports") or {})
+    return ports.list_ports(c.config, held) if c.state.running else []
+
+
 def list_entry(c: Container, size: tuple[int, int] | None = None) -> dict[str, Any]:
     # dockerd's way: the path, then the arguments, those with a space in single quotes
     command = " ".join([c.path, *(f"'{a}'" if " " in a else a for a in c.args)])
@@ -119,7 +147,7 @@ def list_entry(c: Container, size: tuple[int, int] | None = None) -> dict[str, A
     entry: dict[str, Any] = {
         "Id": c.id, "Names": [f"/{c.name}"], "Image": c.config.get("Image") or c.image_ref,
         "ImageID": c.image, "Command": command, "Created": int(parse_rfc3339(c.created)),
-        "Ports": [], "Labels": c.config.get("Labels") or {}, "State": status,
+        "Ports": _list_ports(c), "Labels": c.config.get("Labels") or {}, "State": status,
         "Status": status_text(c),
         "HostConfig": {"NetworkMode": c.host_config.get("NetworkMode") or "default"},
         "NetworkSettings": {"Networks": _network_settings(c)["Networks"]},
@@ -217,13 +245,13 @@ def prune_matches(c: Container, filters: dict[str, list[str]]) -> bool:
     if "label!" in filters and _label_match(c.config.get("Labels") or {}, filters["label!"]):
         return False
     for until in filters.get("until", []):
-        limit = _until(until)
+        limit = until_time(until)
         if parse_rfc3339(c.created) >= limit:
             return False
     return True
 
 
-def _until(value: str) -> float:
+def until_time(value: str) -> float:
     m = re.fullmatch(r"(\d+)([smh])", value)
     if m:
         return time.time() - int(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]

@@ -1,0 +1,379 @@
+"""A container's place on its networks: its sandbox (network namespace), one endpoint per
+network, its published ports and, on user-defined networks, its embedded DNS server.
+
+Made at each start, before the task exists (the runtime joins the sandbox by path), and
+undone at each exit, as dockerd releases a stopped container's addresses and ports:
+
+    attach   addresses (IPAM, persisted) and host ports (held sockets) are taken under the
+             service's lock; then the sandbox and a veth per network are made; the DNS
+             names registered and a resolver bound to 127.0.0.11:53 inside the sandbox; the
+             firewall recomputed when ports were published; hosts/resolv.conf written;
+             everything recorded in the container's NetworkSettings
+    detach   the same, backwards; each step tolerates what is already gone, so a detach
+             after a crash, a kill -9 or a half-made attach leaves nothing
+    restore  after a daemon restart, for a container still running: its addresses and
+             ports taken again exactly, its names and resolver back; for one that is not,
+             a detach
+
+Endpoint names: the host end of a veth is `veth` + the endpoint ID's first 7 hex digits, so
+the container's record alone says what to delete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import secrets
+import socket
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dockyard.engine.errors import EngineError, Forbidden, NotFound
+from dockyard.engine.networks import plumbing, ports
+from dockyard.engine.networks.model import Network
+from dockyard.network import ipam, netlink
+
+if TYPE_CHECKING:
+    from dockyard.engine.containers.model import Container
+    from dockyard.engine.networks.service import NetworkService
+
+log = logging.getLogger("dockyard.engine")
+DNS_ADDRESS = "127.0.0.11"
+SHARED_MODES = ("host", "none")
+
+
+def veth_name(endpoint_id: str) -> str:
+    return "veth" + endpoint_id[:7]
+
+
+def bridged(c: Container) -> bool:
+    """Whether the container gets a sandbox of its own on bridge networks."""
+    mode = c.host_config.get("NetworkMode") or "default"
+    return mode not in SHARED_MODES and not mode.startswith("container:")
+
+
+def configured(c: Container) -> dict[str, dict[str, Any]]:
+    """The networks the container is to be on (name -> EndpointSettings as given at create
+    or connect), its NetworkMode's first."""
+    mode = c.host_config.get("NetworkMode") or "default"
+    first = "bridge" if mode == "default" else mode
+    given = dict((c.networking_config or {}).get("EndpointsConfig") or {})
+    out = {first: given.pop(first, None) or given.pop("default", None) or {}}
+    out.update({name: cfg or {} for name, cfg in given.items()})
+    return out
+
+
+class Endpoints:
+    def __init__(self, service: NetworkService) -> None:
+        self.service = service
+        self.resolvers: dict[str, Any] = {}  # container id -> its DNSServer
+
+    @property
+    def netns_dir(self) -> Path:
+        return Path(self.service.daemon.exec_root) / "netns"
+
+    # -- attach ------------------------------------------------------------------------
+
+    async def attach(self, c: Container) -> str | None:
+        """Make the container's sandbox and endpoints; the sandbox path for its spec (None
+        for host, none and container:<id>, whose namespaces the spec sets up itself)."""
+        if not bridged(c):
+            return None
+        svc = self.service
+        wanted = [(svc.find_for_container(name), cfg) for name, cfg in configured(c).items()]
+        path = str(self.netns_dir / c.id)
+        settings: dict[str, Any] = {"SandboxID": secrets.token_hex(32), "SandboxKey": path,
+                                    "Ports": {}, "Networks": {}}
+        c.network_settings = settings
+        try:
+            await asyncio.to_thread(plumbing.sandbox_up, path)
+            for index, (net, cfg) in enumerate(wanted):
+                await self._endpoint(c, net, cfg, index)
+            await self._publish(c, wanted[0][0] if wanted else None)
+            await self._resolver(c)
+            await asyncio.to_thread(self.service.write_files, c)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await self.detach(c)
+            raise
+        return path
+
+    async def _endpoint(self, c: Container, net: Network, cfg: dict[str, Any],
+                        index: int) -> dict[str, Any]:
+        """Address, veth and names of `c` on `net` (its index-th network: eth<index>)."""
+        svc = self.service
+        if net.driver != "bridge":
+            raise Forbidden(f"container cannot be connected to network {net.name} of "
+                            f"driver {net.driver}")
+        if net.name in c.network_settings["Networks"]:
+            raise Forbidden(f"endpoint with name {c.name} already exists in network "
+                            f"{net.name}")
+        ipam_cfg = cfg.get("IPAMConfig") or {}
+        endpoint: dict[str, Any] = {
+            "IPAMConfig": ipam_cfg or None, "Links": cfg.get("Links") or None,
+            "Aliases": cfg.get("Aliases") or None, "MacAddress": "", "DriverOpts":
+            cfg.get("DriverOpts") or None, "GwPriority": 0, "NetworkID": net.id,
+            "EndpointID": secrets.token_hex(32), "Gateway": "", "IPAddress": "",
+            "IPPrefixLen": 0, "IPv6Gateway": "", "GlobalIPv6Address": "",
+            "GlobalIPv6PrefixLen": 0, "DNSNames": None}
+        interfaces: list[plumbing.Interface] = []
+        gateways: list[plumbing.Address] = []
+        async with svc.lock:
+            try:
+                for subnet in net.subnets():
+                    v6 = subnet.version == 6
+                    if v6 and not net.ipv6:
+                        continue
+                    want = ipam_cfg.get("IPv6Address" if v6 else "IPv4Address") or None
+                    addr = svc.ipam.request_address(subnet, want)
+                    gw = next(p.gateway for p in svc.ipam.pools() if p.subnet == subnet)
+                    interfaces.append(ipaddress.ip_interface(f"{addr}/{subnet.prefixlen}"))
+                    gateways.append(gw)
+                    if v6:
+                        endpoint.update(GlobalIPv6Address=str(addr), IPv6Gateway=str(gw),
+                                        GlobalIPv6PrefixLen=subnet.prefixlen)
+                    else:
+                        endpoint.update(IPAddress=str(addr), Gateway=str(gw),
+                                        IPPrefixLen=subnet.prefixlen,
+                                        MacAddress=cfg.get("MacAddress")
+                                        or ipam.mac_address(addr))
+            except ipam.IpamError as e:
+                self._release_addresses(endpoint)
+                raise _engine_error(e) from None
+        c.network_settings["Networks"][net.name] = endpoint
+        routed = not net.internal and not any(
+            e.get("Gateway") and n != net.name for n, e in c.network_settings["Networks"].items()
+            if not svc.find_for_container(n).internal)
+        await asyncio.to_thread(
+            plumbing.endpoint_up, veth_name(endpoint["EndpointID"]), net.bridge,
+            c.network_settings["SandboxKey"], f"eth{index}", net.mtu,
+            endpoint["MacAddress"] or None, interfaces, gateways if routed else [])
+        if net.user_defined:
+            names = [c.name, *(cfg.get("Aliases") or []), c.id[:12]]
+            endpoint["DNSNames"] = list(dict.fromkeys(names))
+            self._register(c, net, endpoint)
+        return endpoint
+
+    def _register(self, c: Container, net: Network, endpoint: dict[str, Any]) -> None:
+        table = self.service.names
+        table.set_domain(net.id, net.name)
+        addresses = [a for a in (endpoint["IPAddress"], endpoint["GlobalIPv6Address"]) if a]
+        for name in endpoint.get("DNSNames") or []:
+            table.add(net.id, name, addresses)
+        for link in c.host_config.get("Links") or []:
+            target, alias = parse_link(link)
+            with contextlib.suppress(EngineError):
+                other = self.service.daemon.containers.lookup(target)
+                theirs = (other.network_settings.get("Networks") or {}).get(net.name) or {}
+                if theirs.get("IPAddress"):
+                    table.add(f"links:{c.id}", alias, [theirs["IPAddress"]], ptr=False)
+
+    def _unregister(self, c: Container, net_id: str, endpoint: dict[str, Any]) -> None:
+        table = self.service.names
+        for name in endpoint.get("DNSNames") or []:
+            addresses = [a for a in (endpoint["IPAddress"], endpoint["GlobalIPv6Address"]) if a]
+            table.remove(net_id, name, addresses)
+
+    async def _publish(self, c: Container, net: Network | None) -> None:
+        """Hold the host ports and DNAT them to the first network's address."""
+        reqs = ports.requests(c.config, c.host_config)
+        if not reqs or net is None:
+            return
+        endpoint = c.network_settings["Networks"][net.name]
+        svc = self.service
+        async with svc.lock:
+            try:
+                held = svc.ports.allocate(c.id, reqs,
+                                          ipv6=bool(endpoint["GlobalIPv6Address"]))
+            except EngineError as e:
+                raise EngineError(f"driver failed programming external connectivity on "
+                                  f"endpoint {c.name} ({endpoint['EndpointID']}): "
+                                  f"{e.message}") from None
+        c.network_settings["Ports"] = ports.ports_document(c.config, held)
+        await svc.reconcile_firewall()
+
+    async def _resolver(self, c: Container) -> None:
+        """The container's DNS server, inside its sandbox, for its user-defined networks."""
+        from dockyard.network import dns
+
+        svc = self.service
+        nets = [svc.find_for_container(n) for n in c.network_settings["Networks"]]
+        ids = [n.id for n in nets if n.user_defined]
+        if not ids:
+            return
+        server = dns.DNSServer(svc.names, networks=[f"links:{c.id}", *ids],
+                               upstreams=[dns.Upstream(a) for a in svc.upstreams(c)])
+        udp, tcp = await asyncio.to_thread(netlink.in_netns, c.network_settings["SandboxKey"],
+                                           _bind_resolver)
+        try:
+            await server.start(udp_sock=udp, tcp_sock=tcp)
+        except BaseException:
+            udp.close()
+            tcp.close()
+            raise
+        self.resolvers[c.id] = server
+
+    # -- detach ------------------------------------------------------------------------
+
+    async def detach(self, c: Container) -> None:
+        """Undo attach; what is already gone is skipped."""
+        settings = c.network_settings
+        if not settings:
+            return
+        server = self.resolvers.pop(c.id, None)
+        if server is not None:
+            with contextlib.suppress(Exception):
+                await server.close()
+        self.service.names.remove_network(f"links:{c.id}")
+        svc = self.service
+        hosts: list[str] = []
+        async with svc.lock:
+            held = bool(svc.ports.held(c.id))
+            svc.ports.release(c.id)
+            for name, endpoint in (settings.get("Networks") or {}).items():
+                self._unregister(c, endpoint.get("NetworkID", ""), endpoint)
+                self._release_addresses(endpoint)
+                if endpoint.get("EndpointID"):
+                    hosts.append(veth_name(endpoint["EndpointID"]))
+                del name
+        path = settings.get("SandboxKey") or str(self.netns_dir / c.id)
+        with contextlib.suppress(netlink.NetlinkError):
+            await asyncio.to_thread(plumbing.sandbox_down, path, hosts)
+        c.network_settings = {}
+        if held:
+            await svc.reconcile_firewall()
+
+    def _release_addresses(self, endpoint: dict[str, Any]) -> None:
+        svc = self.service
+        for key, plen in (("IPAddress", "IPPrefixLen"),
+                          ("GlobalIPv6Address", "GlobalIPv6PrefixLen")):
+            if not endpoint.get(key):
+                continue
+            subnet = ipaddress.ip_interface(f"{endpoint[key]}/{endpoint[plen]}").network
+            with contextlib.suppress(ipam.IpamError):
+                svc.ipam.release_address(subnet, endpoint[key])
+
+    # -- connect / disconnect a running container ---------------------------------------
+
+    async def connect(self, c: Container, net: Network, cfg: dict[str, Any]) -> None:
+        index = len(c.network_settings.get("Networks") or {})
+        # the next free eth<N>: names of disconnected endpoints are not reused
+        used = {int(n[3:]) for n in await asyncio.to_thread(
+            _links_in, c.network_settings["SandboxKey"]) if n[3:].isdigit()}
+        while index in used:
+            index += 1
+        await self._endpoint(c, net, cfg, index)
+        server = self.resolvers.get(c.id)
+        if server is not None:
+            if net.user_defined:
+                server.networks = [*server.networks, net.id]
+        else:
+            await self._resolver(c)
+        await asyncio.to_thread(self.service.write_files, c)
+
+    async def disconnect(self, c: Container, net: Network) -> None:
+        endpoint = c.network_settings["Networks"].pop(net.name)
+        svc = self.service
+        async with svc.lock:
+            self._unregister(c, net.id, endpoint)
+            self._release_addresses(endpoint)
+        with contextlib.suppress(netlink.NetlinkError):
+            await asyncio.to_thread(plumbing.endpoint_down, veth_name(endpoint["EndpointID"]))
+        server = self.resolvers.get(c.id)
+        if server is not None:
+            server.networks = [n for n in server.networks if n != net.id]
+        await asyncio.to_thread(self.service.write_files, c)
+
+    # -- after a daemon restart ----------------------------------------------------------
+
+    async def restore(self, c: Container) -> None:
+        """Take back what a running container holds; a stopped one's leftovers go."""
+        if not c.network_settings:
+            return
+        if not c.state.running:
+            await self.detach(c)
+            return
+        svc = self.service
+        async with svc.lock:
+            for name, endpoint in (c.network_settings.get("Networks") or {}).items():
+                for key, plen in (("IPAddress", "IPPrefixLen"),
+                                  ("GlobalIPv6Address", "GlobalIPv6PrefixLen")):
+                    if endpoint.get(key):
+                        subnet = ipaddress.ip_interface(
+                            f"{endpoint[key]}/{endpoint[plen]}").network
+                        with contextlib.suppress(ipam.IpamError):
+                            svc.ipam.request_address(subnet, endpoint[key])
+                with contextlib.suppress(EngineError):
+                    net = svc.find_for_container(name)
+                    if net.user_defined:
+                        self._register(c, net, endpoint)
+            svc.ports.restore(c.id, bindings_of(c.network_settings.get("Ports") or {}))
+        with contextlib.suppress(Exception):
+            await self._resolver(c)
+
+    def in_use(self) -> dict[str, set[str]]:
+        """Subnet -> addresses the running containers hold (the IPAM's reconcile)."""
+        out: dict[str, set[str]] = {}
+        for c in self.service.containers():
+            for endpoint in (c.network_settings.get("Networks") or {}).values():
+                for key, plen in (("IPAddress", "IPPrefixLen"),
+                                  ("GlobalIPv6Address", "GlobalIPv6PrefixLen")):
+                    if endpoint.get(key):
+                        subnet = ipaddress.ip_interface(
+                            f"{endpoint[key]}/{endpoint[plen]}").network
+                        out.setdefault(str(subnet), set()).add(endpoint[key])
+        return out
+
+
+def bindings_of(doc: dict[str, Any]) -> list[ports.Binding]:
+    """The bindings a NetworkSettings.Ports document records."""
+    out: list[ports.Binding] = []
+    for key, entries in doc.items():
+        port, _, proto = key.partition("/")
+        for entry in entries or []:
+            out.append(ports.Binding(proto=proto or "tcp", container_port=int(port),
+                                     host_ip=entry.get("HostIp") or "0.0.0.0",
+                                     host_port=int(entry["HostPort"])))
+    return out
+
+
+def parse_link(link: str) -> tuple[str, str]:
+    """("other", "alias") of "other:alias", "/other:/me/alias" or "other"."""
+    name, _, alias = link.partition(":")
+    name = name.lstrip("/")
+    alias = alias.rsplit("/", 1)[-1] if alias else name
+    return name, alias
+
+
+def _bind_resolver() -> tuple[socket.socket, socket.socket]:
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        udp.bind((DNS_ADDRESS, 53))
+        tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        tcp.bind((DNS_ADDRESS, 53))
+    except BaseException:
+        udp.close()
+        tcp.close()
+        raise
+    return udp, tcp
+
+
+def _links_in(netns: str) -> list[str]:
+    from pyroute2 import IPRoute
+
+    def names() -> list[str]:
+        with IPRoute() as ipr:
+            return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
+
+    return netlink.in_netns(netns, names)
+
+
+def _engine_error(e: ipam.IpamError) -> EngineError:
+    from dockyard.engine import errors
+
+    kind = {400: errors.InvalidParameter, 403: errors.Forbidden, 404: NotFound,
+            503: errors.Unavailable}.get(e.status, EngineError)
+    return kind(e.message)

@@ -1,0 +1,114 @@
+"""What the bridge driver does to the host, in the order it must be done; blocking (netlink,
+/proc/sys, `nft`), so the service calls each through `asyncio.to_thread`.
+
+    network up      bridge (MTU, gateway addresses, up); route_localnet on it, so that
+                    127.0.0.1 can be DNATed to its containers
+    sandbox         <exec-root>/netns/<container id>: a namespace bound at a path (lo up)
+                    before the container starts; the runtime joins it by path
+    endpoint        a veth pair: `vethXXXXXXX` on the bridge with hairpin on (a container
+                    reaching its own published port), its peer eth<N> in the sandbox with
+                    the endpoint's MAC, addresses and (on the first routed network) the
+                    default routes
+    firewall        the one nftables table, recomputed from every bridge network and every
+                    published port and replaced in one transaction (network/nftrules.py)
+    sandbox gone    host ends deleted first (a namespace dies lazily, its veths with it),
+                    then the bind mount
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from dockyard.network import netlink, nft, nftrules
+
+Interface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def network_up(bridge: str, mtu: int, gateways: Sequence[Interface]) -> None:
+    netlink.ensure_bridge(netlink.BridgeSpec(bridge, mtu, tuple(gateways)))
+    if any(g.version == 4 for g in gateways):
+        netlink.enable_route_localnet(bridge)
+
+
+def network_down(bridge: str) -> None:
+    netlink.delete_bridge(bridge, missing_ok=True)
+
+
+def enable_forwarding() -> None:
+    """net.ipv4.ip_forward=1, as dockerd sets it (`ip-forward`, on by default): containers
+    reach beyond their bridge only through the host's routing."""
+    with open("/proc/sys/net/ipv4/ip_forward") as f:
+        if f.read().strip() == "1":
+            return
+    netlink.enable_ipv4_forwarding()
+
+
+def sandbox_up(path: str | os.PathLike[str]) -> None:
+    with contextlib.suppress(netlink.NetlinkError):  # what a crash left at this path
+        netlink.delete_netns(path, missing_ok=True)
+    netlink.create_netns(path)
+
+
+def endpoint_up(host: str, bridge: str, netns: str, peer: str, mtu: int, mac: str | None,
+                addresses: Sequence[Interface], gateways: Sequence[Address]) -> None:
+    # As dockerd: no IPv6 on an endpoint of an IPv4-only network, not even link-local (no
+    # router solicitations, no MLD: a quiet interface until the container speaks). The
+    # namespace's default applies to the peer as it arrives.
+    v6 = "0" if any(a.version == 6 for a in addresses) else "1"
+    netlink.in_netns(netns, lambda: _write("/proc/sys/net/ipv6/conf/default/disable_ipv6", v6))
+    netlink.create_veth(netlink.VethSpec(host=host, bridge=bridge, netns=Path(netns),
+                                         peer_name=peer, mtu=mtu, mac=mac,
+                                         addresses=tuple(addresses),
+                                         gateways=tuple(gateways)))
+    try:
+        Path(f"/sys/class/net/{host}/brport/hairpin_mode").write_text("1")
+    except OSError as e:
+        netlink.delete_veth(host, missing_ok=True)
+        raise netlink.NetlinkError("set hairpin mode", host, e.errno) from None
+
+
+def _write(path: str, value: str) -> None:
+    try:
+        Path(path).write_text(value)
+    except FileNotFoundError:  # a kernel without IPv6
+        pass
+
+
+def endpoint_down(host: str) -> None:
+    netlink.delete_veth(host, missing_ok=True)
+
+
+def sandbox_down(path: str | os.PathLike[str], hosts: Sequence[str] = ()) -> None:
+    for host in hosts:
+        with contextlib.suppress(netlink.NetlinkError):
+            netlink.delete_veth(host, missing_ok=True)
+    netlink.delete_netns(path, missing_ok=True)
+
+
+def firewall(table: str, networks: Sequence[nftrules.Network],
+             ports: Sequence[nftrules.PortMapping]) -> None:
+    nft.apply(nftrules.script(table, networks, ports))
+
+
+def firewall_down(table: str) -> None:
+    nft.delete_table(table)
+
+
+def host_routes() -> list[str]:
+    """The host's IPv4 and IPv6 route destinations (not the defaults): subnets a new
+    network must not overlap."""
+    from pyroute2 import IPRoute
+
+    out: list[str] = []
+    with IPRoute() as ipr:
+        for family in (2, 10):
+            for route in ipr.get_routes(family=family, table=254):
+                dst = route.get_attr("RTA_DST")
+                if dst and route["dst_len"]:
+                    out.append(f"{dst}/{route['dst_len']}")
+    return out

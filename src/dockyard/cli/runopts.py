@@ -266,8 +266,8 @@ def container_config(opts, image: str, cmd: list[str]) -> dict:
         host["RestartPolicy"] = restart
     cfg["HostConfig"] = host
     aliases = opts.network_alias + opts.net_alias
-    if network not in ("default", "bridge", "host", "none") and not \
-            network.startswith("container:"):
+    if (network not in ("default", "bridge", "host", "none") and not
+            network.startswith("container:")) or aliases or opts.ip or opts.ip6:
         endpoint: dict = {"Aliases": aliases or None}
         if opts.ip or opts.ip6:
             endpoint["IPAMConfig"] = {"IPv4Address": opts.ip or "",

@@ -13,11 +13,10 @@ must exist (with ``lo`` up and eth0 configured) before the container starts::
     create_netns(path)              thread: unshare(CLONE_NEWNET)
                                     mount --bind /proc/thread-self/ns/net <path>
                                     ip link set lo up;  the thread then exits
-    create_veth(VethSpec(...))      host:  ip link add <host> type veth peer <tmp>
-                                           <tmp> address <mac>; master <bridge>; mtu; up
-                                           ip link set <tmp> netns <path>
-                                    ns:    rename <tmp> to eth0; mtu; addresses; up
-                                           default routes via the gateways
+    create_veth(VethSpec(...))      host:  ip link add <host> master <bridge> mtu M
+                                              type veth peer eth0 address <mac> netns <path>
+                                    ns:    addresses; up; default routes via the gateways
+                                    host:  <host> up
     delete_veth(host)               deleting either end deletes both
     delete_netns(path)              umount2(path, MNT_DETACH); unlink(path)
 
@@ -38,7 +37,6 @@ import ctypes
 import errno as errnos
 import ipaddress
 import os
-import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -282,9 +280,11 @@ def delete_bridge(name: str, *, missing_ok: bool = False) -> None:
 # -- network namespaces ------------------------------------------------------------------
 
 
-def create_netns(path: str | os.PathLike[str]) -> None:
+def create_netns(path: str | os.PathLike[str],
+                 sysctls: Sequence[tuple[str, str]] = ()) -> None:
     """Create a fresh network namespace bound at `path` (its directory is created) with
-    `lo` up. The path must not exist yet."""
+    `lo` up and `sysctls` (/proc/sys paths, values) written inside. The path must not exist
+    yet."""
     target = os.fspath(path)
     op = "create netns"
     with _failing(op, target):
@@ -296,6 +296,9 @@ def create_netns(path: str | os.PathLike[str]) -> None:
         _bind_mount("/proc/thread-self/ns/net", target)
         with _failing("set lo up in netns", target), IPRoute() as ipr:
             ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        for key, value in sysctls:
+            with _failing("write sysctl", key), open(key, "w") as f:
+                f.write(value)
 
     try:
         _on_thread(make)
@@ -341,27 +344,37 @@ def delete_netns(path: str | os.PathLike[str], *, missing_ok: bool = False) -> N
 
 
 def create_veth(spec: VethSpec) -> None:
-    """Create the veth pair of `spec`: the host end on the bridge and up, the peer in the
-    namespace with its name, MAC, addresses and default routes, and up. Nothing is left
-    behind if a step fails."""
+    """Create the veth pair of `spec`: the host end on the bridge and up, the peer made
+    inside the namespace (never moved there: moving a link waits for the kernel's RCU grace
+    periods, ten times the cost of the rest) with its name, MAC, addresses and default
+    routes, and up. Nothing is left behind if a step fails."""
     op = "create veth"
     for name in (spec.host, spec.peer_name):
         _check_name(op, name)
     netns = os.fspath(spec.netns)
     if not os.path.exists(netns):
         raise NetlinkError(op, spec.host, errnos.ENOENT, f"no network namespace at {netns}")
-    temp = "dyv" + secrets.token_hex(6)  # unique on the host until renamed in the namespace
     with _failing(op, spec.host), IPRoute() as ipr:
         bridge = _index(ipr, spec.bridge)
         if bridge is None:
             raise NetlinkError(op, spec.host, errnos.ENODEV, f"no bridge {spec.bridge}")
-        peer: dict[str, Any] = {"ifname": temp, "mtu": spec.mtu}
-        if spec.mac:
-            peer["address"] = spec.mac
-        ipr.link("add", ifname=spec.host, kind="veth", mtu=spec.mtu, peer=peer)
+        if _index(ipr, spec.host) is not None:
+            raise NetlinkError(op, spec.host, errnos.EEXIST)
+        if link_exists(spec.peer_name, netns):  # else the kernel's EEXIST names no side
+            raise NetlinkError(op, spec.peer_name, errnos.EEXIST,
+                               "a link with this name already exists in the namespace")
+        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            peer: dict[str, Any] = {"ifname": spec.peer_name, "mtu": spec.mtu,
+                                    "net_ns_fd": fd}
+            if spec.mac:
+                peer["address"] = spec.mac
+            ipr.link("add", ifname=spec.host, kind="veth", mtu=spec.mtu, master=bridge,
+                     peer=peer)
+        finally:
+            os.close(fd)
     try:
-        _attach_host_end(spec, bridge, temp)
-        in_netns(netns, lambda: _configure_peer(spec, temp))
+        in_netns(netns, lambda: _configure_peer(spec))
         with _failing(op, spec.host), IPRoute() as ipr:
             ipr.link("set", index=_require(ipr, op, spec.host), state="up")
     except BaseException:
@@ -370,23 +383,13 @@ def create_veth(spec: VethSpec) -> None:
         raise
 
 
-def _attach_host_end(spec: VethSpec, bridge: int, temp: str) -> None:
-    with _failing("attach veth", spec.host), IPRoute() as ipr:
-        ipr.link("set", index=_require(ipr, "attach veth", spec.host), master=bridge)
-        fd = os.open(spec.netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            ipr.link("set", index=_require(ipr, "attach veth", temp), net_ns_fd=fd)
-        finally:
-            os.close(fd)
-
-
-def _configure_peer(spec: VethSpec, temp: str) -> None:
+def _configure_peer(spec: VethSpec) -> None:
+    if any(a.version == 6 for a in spec.addresses):  # whatever the namespace's default says
+        with _failing("enable IPv6", spec.peer_name), \
+                open(f"/proc/sys/net/ipv6/conf/{spec.peer_name}/disable_ipv6", "w") as f:
+            f.write("0")
     with _failing("configure veth peer", spec.peer_name), IPRoute() as ipr:
-        index = _require(ipr, "configure veth peer", temp)
-        if _index(ipr, spec.peer_name) is not None:
-            raise NetlinkError("configure veth peer", spec.peer_name, errnos.EEXIST,
-                               "a link with this name already exists in the namespace")
-        ipr.link("set", index=index, ifname=spec.peer_name)
+        index = _require(ipr, "configure veth peer", spec.peer_name)
         _add_addresses(ipr, index, spec.addresses)
         ipr.link("set", index=index, state="up")
         for gateway in spec.gateways:

@@ -21,22 +21,14 @@ from dockyard.engine.networks.ports import (
     nft_mappings,
     ports_document,
     requests,
+    v6_listenable,
 )
 from dockyard.network.nftrules import PortMapping
 
 CIP = "172.17.0.2"
 
 
-def _has_ipv6() -> bool:
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-IPV6 = _has_ipv6()
+IPV6 = v6_listenable()
 
 
 def _free(port: int) -> bool:

@@ -117,6 +117,9 @@ class ContainerService(Lifecycle):
         if not image_ref:
             raise InvalidParameter("Config.Image: image name is required")
         warnings = configs.check_host_config(host_config)
+        from dockyard.engine.networks.endpoints import check_config
+
+        check_config(host_config, net)
         # The network (or the container to share one with) is looked for at start, as
         # dockerd does: a 404 here would make the docker CLI pull the image.
         image = await self.daemon.images.get(image_ref)

@@ -30,7 +30,7 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.engine.errors import EngineError, Forbidden, NotFound
+from dockyard.engine.errors import EngineError, Forbidden, InvalidParameter, NotFound
 from dockyard.engine.networks import plumbing, ports
 from dockyard.engine.networks.model import Network
 from dockyard.network import ipam, netlink
@@ -65,6 +65,25 @@ def configured(c: Container) -> dict[str, dict[str, Any]]:
     return out
 
 
+def check_config(host_config: dict[str, Any], networking_config: dict[str, Any]) -> None:
+    """What dockerd refuses at create: addresses and aliases on networks that have no
+    such thing (the default bridge, host, none)."""
+    mode = host_config.get("NetworkMode") or "default"
+    for name, cfg in ((networking_config or {}).get("EndpointsConfig") or {}).items():
+        cfg = cfg or {}
+        ipam_cfg = cfg.get("IPAMConfig") or {}
+        predefined = name in ("bridge", "host", "none", "default") or (
+            name == mode and mode in ("bridge", "default"))
+        if not predefined:
+            continue
+        if ipam_cfg.get("IPv4Address") or ipam_cfg.get("IPv6Address"):
+            raise InvalidParameter("user specified IP address is supported on user defined "
+                                   "networks only")
+        if cfg.get("Aliases"):
+            raise InvalidParameter("network-scoped alias is supported only for containers "
+                                   "in user defined networks")
+
+
 class Endpoints:
     def __init__(self, service: NetworkService) -> None:
         self.service = service
@@ -79,6 +98,8 @@ class Endpoints:
     async def attach(self, c: Container) -> str | None:
         """Make the container's sandbox and endpoints; the sandbox path for its spec (None
         for host, none and container:<id>, whose namespaces the spec sets up itself)."""
+        if c.network_settings:  # a previous run's, not released yet
+            await self.detach(c)
         if not bridged(c):
             return None
         svc = self.service
@@ -228,19 +249,16 @@ class Endpoints:
                 await server.close()
         self.service.names.remove_network(f"links:{c.id}")
         svc = self.service
-        hosts: list[str] = []
         async with svc.lock:
             held = bool(svc.ports.held(c.id))
             svc.ports.release(c.id)
             for name, endpoint in (settings.get("Networks") or {}).items():
                 self._unregister(c, endpoint.get("NetworkID", ""), endpoint)
                 self._release_addresses(endpoint)
-                if endpoint.get("EndpointID"):
-                    hosts.append(veth_name(endpoint["EndpointID"]))
                 del name
         path = settings.get("SandboxKey") or str(self.netns_dir / c.id)
         with contextlib.suppress(netlink.NetlinkError):
-            await asyncio.to_thread(plumbing.sandbox_down, path, hosts)
+            await asyncio.to_thread(plumbing.sandbox_down, path)
         c.network_settings = {}
         if held:
             await svc.reconcile_firewall()

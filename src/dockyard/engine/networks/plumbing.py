@@ -51,16 +51,15 @@ def enable_forwarding() -> None:
 def sandbox_up(path: str | os.PathLike[str]) -> None:
     with contextlib.suppress(netlink.NetlinkError):  # what a crash left at this path
         netlink.delete_netns(path, missing_ok=True)
-    netlink.create_netns(path)
+    # As dockerd: no IPv6 on an endpoint of an IPv4-only network, not even link-local (no
+    # router solicitations, no MLD: a quiet interface until the container speaks); an
+    # endpoint with IPv6 addresses turns it on for its own interface.
+    netlink.create_netns(path, [("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1")]
+                         if os.path.exists("/proc/sys/net/ipv6") else [])
 
 
 def endpoint_up(host: str, bridge: str, netns: str, peer: str, mtu: int, mac: str | None,
                 addresses: Sequence[Interface], gateways: Sequence[Address]) -> None:
-    # As dockerd: no IPv6 on an endpoint of an IPv4-only network, not even link-local (no
-    # router solicitations, no MLD: a quiet interface until the container speaks). The
-    # namespace's default applies to the peer as it arrives.
-    v6 = "0" if any(a.version == 6 for a in addresses) else "1"
-    netlink.in_netns(netns, lambda: _write("/proc/sys/net/ipv6/conf/default/disable_ipv6", v6))
     netlink.create_veth(netlink.VethSpec(host=host, bridge=bridge, netns=Path(netns),
                                          peer_name=peer, mtu=mtu, mac=mac,
                                          addresses=tuple(addresses),
@@ -72,21 +71,13 @@ def endpoint_up(host: str, bridge: str, netns: str, peer: str, mtu: int, mac: st
         raise netlink.NetlinkError("set hairpin mode", host, e.errno) from None
 
 
-def _write(path: str, value: str) -> None:
-    try:
-        Path(path).write_text(value)
-    except FileNotFoundError:  # a kernel without IPv6
-        pass
-
-
 def endpoint_down(host: str) -> None:
     netlink.delete_veth(host, missing_ok=True)
 
 
-def sandbox_down(path: str | os.PathLike[str], hosts: Sequence[str] = ()) -> None:
-    for host in hosts:
-        with contextlib.suppress(netlink.NetlinkError):
-            netlink.delete_veth(host, missing_ok=True)
+def sandbox_down(path: str | os.PathLike[str]) -> None:
+    """Unbind the namespace. Its veths go with it once its last process is gone: the kernel
+    deletes them on its own (batched, off our path) instead of one synchronous delete each."""
     netlink.delete_netns(path, missing_ok=True)
 
 

@@ -383,13 +383,13 @@ def _per_container_port(req: PortRequest) -> Iterator[tuple[int, int, int]]:
 def _host_addresses(host_ip: str, ipv6: bool) -> list[_Address]:
     if host_ip == "":
         both = [ipaddress.IPv4Address("0.0.0.0"), ipaddress.IPv6Address("::")]
-        return both if ipv6 and _v6_listenable() else both[:1]
+        return both if ipv6 and v6_listenable() else both[:1]
     address = ipaddress.ip_address(host_ip)
     return [address] if address.version == 4 or ipv6 else []
 
 
 @functools.cache
-def _v6_listenable() -> bool:
+def v6_listenable() -> bool:
     """dockerd's netutils.IsV6Listenable: no implicit "::" bindings on a host without IPv6."""
     try:
         with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:

@@ -443,3 +443,82 @@ def test_the_sdk_creates_connects_publishes_and_removes(engine):
             container.remove(force=True)
         if network is not None:
             network.remove()
+
+
+# -- 10. options: IPv6, MTU, icc; ranges and UDP; our own CLI ------------------------------------
+
+def test_dual_stack_mtu_and_icc_false(engine):
+    v6, quiet = unique("v6"), unique("ni")
+    a, b = unique("qa"), unique("qb")
+    six = f"fd{random.randrange(256):02x}:{random.randrange(65536):x}::/64"
+    try:
+        engine.docker("network", "create", "--ipv6", "--subnet", six, "--subnet",
+                      str(random_subnet()), "-o", "com.docker.network.driver.mtu=1400", v6)
+        p = engine.docker("run", "--rm", "--network", v6, "busybox", "sh", "-c",
+                          "cat /sys/class/net/eth0/mtu; ip -6 addr show eth0 scope global; "
+                          f"ping -6 -c1 -W2 {ipaddress.ip_network(six)[1]}", check=False)
+        assert p.returncode == 0, out(p)
+        assert p.stdout.decode().splitlines()[0] == "1400"
+        assert str(ipaddress.ip_network(six)[2]) in p.stdout.decode()
+        engine.docker("network", "create", "-o", "com.docker.network.bridge.enable_icc=false",
+                      quiet)
+        run(engine, a, "--network", quiet)
+        run(engine, b, "--network", quiet)
+        # no traffic between containers of the network; its gateway still answers
+        assert not pings(engine, b, ip_of(engine, a, quiet))
+        assert pings(engine, b, gateway_of(engine, quiet))
+    finally:
+        cleanup(engine, [a, b], [v6, quiet])
+
+
+def test_port_ranges_and_udp(engine):
+    name = unique("pr")
+    base = random.randrange(20000, 30000, 10)
+    try:
+        run(engine, name, "-p", f"127.0.0.1:{base}-{base + 1}:80-81",
+            "-p", f"127.0.0.1:{base + 5}-{base + 7}:90", "-p", f"127.0.0.1:{base + 9}:53/udp",
+            cmd=("httpd", "-f", "-p", "81", "-h", "/etc"))
+        lines = engine.docker("port", name).stdout.decode().split("\n")
+        assert sorted(filter(None, lines)) == [
+            f"53/udp -> 127.0.0.1:{base + 9}", f"80/tcp -> 127.0.0.1:{base}",
+            f"81/tcp -> 127.0.0.1:{base + 1}", f"90/tcp -> 127.0.0.1:{base + 5}"]
+        assert fetch(f"http://127.0.0.1:{base + 1}/hostname").strip() == \
+            inspect(engine, name)["Config"]["Hostname"]
+        # busybox has no UDP server to answer with: the rule is what can be seen
+        rules = subprocess.run(["nft", "list", "chain", "inet", engine.nft_table, "ports"],
+                               capture_output=True, text=True).stdout
+        ip = ip_of(engine, name, "bridge")
+        assert f"udp dport {base + 9} dnat ip to {ip}:53" in rules
+    finally:
+        cleanup(engine, [name])
+
+
+def test_the_dockyard_cli_drives_networks(engine):
+    from tests.integration.engine.test_cli import dy
+
+    net, name = unique("cn"), unique("cc")
+    port = free_port()
+    subnet = random_subnet()
+    try:
+        created = dy(engine, "network", "create", "--subnet", str(subnet), "--label", "k=v",
+                     net)
+        assert created.returncode == 0, created.stderr
+        listed = dy(engine, "network", "ls", "--filter", "label=k=v", "--format",
+                    "{{.Name}} {{.Driver}}")
+        assert listed.stdout.decode().split("\n") == [f"{net} bridge", ""]
+        p = dy(engine, "run", "-d", "--name", name, "--network", net, "--ip",
+               str(subnet[9]), "-p", f"127.0.0.1:{port}:80", "busybox", "httpd", "-f",
+               "-p", "80", "-h", "/etc")
+        assert p.returncode == 0, p.stderr
+        assert dy(engine, "port", name, "80").stdout.decode() == f"127.0.0.1:{port}\n"
+        assert fetch(f"http://127.0.0.1:{port}/hostname").strip() == \
+            inspect(engine, name)["Config"]["Hostname"]
+        assert ip_of(engine, name, net) == str(subnet[9])
+        doc = json.loads(dy(engine, "network", "inspect", net).stdout)[0]
+        assert doc["Containers"][inspect(engine, name)["Id"]]["IPv4Address"] == \
+            f"{subnet[9]}/{subnet.prefixlen}"
+        bad = dy(engine, "run", "--rm", "--ip", "10.0.0.9", "busybox", "true")
+        assert bad.returncode == 125 and b"user specified IP address is supported on user " \
+            b"defined networks only" in bad.stderr
+    finally:
+        cleanup(engine, [name], [net])

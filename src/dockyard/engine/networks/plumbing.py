@@ -48,6 +48,24 @@ def enable_forwarding() -> None:
     netlink.enable_ipv4_forwarding()
 
 
+def enable_bridge_netfilter() -> None:
+    """bridge-nf-call-ip{,6}tables=1, as dockerd sets them: traffic between two containers
+    of one bridge is switched, not routed, and only with these does it pass the forward hook
+    where an icc=false network drops it. They apply to every bridge of the host."""
+    base = Path("/proc/sys/net/bridge")
+    if not base.exists():
+        import subprocess
+
+        subprocess.run(["modprobe", "br_netfilter"], capture_output=True, check=False)
+    for name in ("bridge-nf-call-iptables", "bridge-nf-call-ip6tables"):
+        path = base / name
+        try:
+            if path.read_text().strip() != "1":
+                path.write_text("1")
+        except OSError as e:
+            raise netlink.NetlinkError("enable bridge netfilter", name, e.errno) from None
+
+
 def sandbox_up(path: str | os.PathLike[str]) -> None:
     with contextlib.suppress(netlink.NetlinkError):  # what a crash left at this path
         netlink.delete_netns(path, missing_ok=True)

@@ -159,6 +159,8 @@ class NetworkService:
             return ""
 
     def _bridge_up(self, net: Network) -> None:
+        if not net.icc and self.config.iptables:
+            plumbing.enable_bridge_netfilter()
         gateways = []
         for cfg in net.ipam_config:
             subnet = ipaddress.ip_network(cfg["Subnet"])

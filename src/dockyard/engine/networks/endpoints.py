@@ -207,11 +207,13 @@ class Endpoints:
         async with svc.lock:
             try:
                 held = svc.ports.allocate(c.id, reqs,
-                                          ipv6=bool(endpoint["GlobalIPv6Address"]))
+                                          ipv6=bool(endpoint["GlobalIPv6Address"]),
+                                          container_ip=endpoint["IPAddress"],
+                                          container_ip6=endpoint["GlobalIPv6Address"])
             except EngineError as e:
-                raise EngineError(f"driver failed programming external connectivity on "
-                                  f"endpoint {c.name} ({endpoint['EndpointID']}): "
-                                  f"{e.message}") from None
+                raise EngineError(f"failed to set up container networking: driver failed "
+                                  f"programming external connectivity on endpoint {c.name} "
+                                  f"({endpoint['EndpointID']}): {e.message}") from None
         c.network_settings["Ports"] = ports.ports_document(c.config, held)
         await svc.reconcile_firewall()
 

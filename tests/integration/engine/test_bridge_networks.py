@@ -404,6 +404,83 @@ def test_after_a_plain_restart_no_address_is_given_twice(fresh_engine):
         cleanup(e, [kept, kept2, new, new2], [net])
 
 
+def test_a_killed_daemon_reconciles_at_its_next_start(fresh_engine):
+    """kill -9 of dockyardd while containers run: the supervisor keeps them; one exits while
+    no daemon is there. At the next start the running one keeps its address, its port and
+    its names; the one that exited loses its sandbox, its address and its rules."""
+    e = fresh_engine
+    net, stays, goes, probe = unique("kn"), unique("ks"), unique("kg"), unique("kp")
+    port, gone_port = free_port(), free_port()
+    try:
+        e.docker("network", "create", "--subnet", str(random_subnet()), net)
+        run(e, stays, "--network", net, "-p", f"127.0.0.1:{port}:80", cmd=HTTPD)
+        run(e, goes, "--network", net, "-p", f"127.0.0.1:{gone_port}:80",
+            cmd=("sh", "-c", "sleep 2"))
+        held, lost = ip_of(e, stays, net), ip_of(e, goes, net)
+        stays_id = inspect(e, stays)["Id"]
+        fetch(f"http://127.0.0.1:{port}/")
+        e.kill()
+        time.sleep(3)  # `goes` exits meanwhile
+        e._sdk = None
+        e.start()
+        assert inspect(e, stays)["State"]["Running"]
+        assert not inspect(e, goes)["State"]["Running"]
+        assert ip_of(e, stays, net) == held
+        assert "hello" in fetch(f"http://127.0.0.1:{port}/")
+        assert gone_port not in dnat_ports(e.nft_table) and port in dnat_ports(e.nft_table)
+        assert [p.name for p in (e.exec_root / "netns").iterdir()] == [stays_id]
+        run(e, probe, "--network", net, "--ip", lost)  # the address is free again
+        assert pings(e, probe, stays)
+    finally:
+        cleanup(e, [stays, goes, probe], [net])
+
+
+@contextlib.contextmanager
+def outside_host():
+    """A stand-in for the world beyond the host, on this machine: a namespace behind a veth
+    with a /30 of its own and no route back to any container subnet, so that only
+    masqueraded traffic gets an answer. Yields its address."""
+    tag = unique("dyo").replace("-", "")[:12]
+    ns, host_end = f"{tag}n", f"{tag}h"
+    third = random.randrange(256)
+    here, there = f"10.254.{third}.1", f"10.254.{third}.2"
+    steps = [["ip", "netns", "add", ns],
+             ["ip", "link", "add", host_end, "type", "veth", "peer", "name", "eth0", "netns", ns],
+             ["ip", "addr", "add", f"{here}/30", "dev", host_end],
+             ["ip", "link", "set", host_end, "up"],
+             ["ip", "-n", ns, "addr", "add", f"{there}/30", "dev", "eth0"],
+             ["ip", "-n", ns, "link", "set", "eth0", "up"],
+             ["ip", "-n", ns, "link", "set", "lo", "up"]]
+    try:
+        for step in steps:
+            subprocess.run(step, check=True, capture_output=True)
+        yield there
+    finally:
+        subprocess.run(["ip", "link", "delete", host_end], capture_output=True)
+        subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
+
+
+def test_containers_reach_beyond_the_host_masqueraded_and_internal_ones_do_not(engine):
+    net, internal = unique("mn"), unique("mi")
+    a, b, c, h = unique("ma"), unique("mb"), unique("mc"), unique("mh")
+    port = free_port()
+    try:
+        engine.docker("network", "create", net)
+        engine.docker("network", "create", "--internal", internal)
+        run(engine, a)
+        run(engine, b, "--network", net)
+        run(engine, c, "--network", internal)
+        with outside_host() as there:
+            assert pings(engine, a, there) and pings(engine, b, there)
+            assert not pings(engine, c, there, wait=1)
+        # a published port answers on the host's other addresses too (the bridge's gateway)
+        run(engine, h, "-p", f"{port}:80", cmd=HTTPD)
+        gateway = gateway_of(engine, "bridge")
+        assert "hello" in fetch(f"http://{gateway}:{port}/")
+    finally:
+        cleanup(engine, [a, b, c, h], [net, internal])
+
+
 # -- 9. the docker SDK -------------------------------------------------------------------------
 
 def test_the_sdk_creates_connects_publishes_and_removes(engine):
@@ -522,3 +599,27 @@ def test_the_dockyard_cli_drives_networks(engine):
             b"defined networks only" in bad.stderr
     finally:
         cleanup(engine, [name], [net])
+
+
+def test_a_static_address_needs_a_subnet_of_the_users_and_an_ip_range_bounds_the_rest(engine):
+    plain, ranged, a, b = unique("sp"), unique("sr"), unique("sa"), unique("sb")
+    subnet = random_subnet()
+    ip_range = ipaddress.ip_network(f"{subnet.network_address + 64}/26")
+    try:
+        engine.docker("network", "create", plain)
+        p = engine.docker("run", "--rm", "--network", plain, "--ip", "10.9.9.9", "busybox",
+                          "true", check=False)
+        assert p.returncode == 125 and b"user specified IP address is supported only when " \
+            b"connecting to networks with user configured subnets" in p.stderr
+        engine.docker("network", "create", "--subnet", str(subnet), "--ip-range",
+                      str(ip_range), ranged)
+        run(engine, a, "--network", ranged)
+        run(engine, b, "--network", ranged, "--ip", str(subnet[9]))  # outside the range
+        assert ipaddress.ip_address(ip_of(engine, a, ranged)) in ip_range
+        assert ip_of(engine, b, ranged) == str(subnet[9])
+        doc = json.loads(engine.docker("network", "inspect", ranged).stdout)[0]
+        # as dockerd's default IPAM: without --gateway, the range's first address
+        assert doc["IPAM"]["Config"] == [{"Subnet": str(subnet), "IPRange": str(ip_range),
+                                          "Gateway": str(ip_range[0])}]
+    finally:
+        cleanup(engine, [a, b], [plain, ranged])

@@ -11,17 +11,15 @@ import socket
 import pytest
 
 from dockyard.engine.errors import EngineError, InvalidParameter
+from dockyard.engine.networks.portalloc import PortAllocator, dynamic_port_range, v6_listenable
 from dockyard.engine.networks.ports import (
     Binding,
-    PortAllocator,
     PortRequest,
     check,
-    dynamic_port_range,
     list_ports,
     nft_mappings,
     ports_document,
     requests,
-    v6_listenable,
 )
 from dockyard.network.nftrules import PortMapping
 

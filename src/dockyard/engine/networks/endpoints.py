@@ -132,6 +132,10 @@ class Endpoints:
             raise Forbidden(f"endpoint with name {c.name} already exists in network "
                             f"{net.name}")
         ipam_cfg = cfg.get("IPAMConfig") or {}
+        if (ipam_cfg.get("IPv4Address") or ipam_cfg.get("IPv6Address")) and \
+                not net.subnets_given:
+            raise InvalidParameter("user specified IP address is supported only when "
+                                   "connecting to networks with user configured subnets")
         endpoint: dict[str, Any] = {
             "IPAMConfig": ipam_cfg or None, "Links": cfg.get("Links") or None,
             "Aliases": cfg.get("Aliases") or None, "MacAddress": "", "DriverOpts":
@@ -251,6 +255,8 @@ class Endpoints:
                 await server.close()
         self.service.names.remove_network(f"links:{c.id}")
         svc = self.service
+        addresses = [e[k] for e in (settings.get("Networks") or {}).values()
+                     for k in ("IPAddress", "GlobalIPv6Address") if e.get(k)]
         async with svc.lock:
             held = bool(svc.ports.held(c.id))
             svc.ports.release(c.id)
@@ -260,7 +266,7 @@ class Endpoints:
                 del name
         path = settings.get("SandboxKey") or str(self.netns_dir / c.id)
         with contextlib.suppress(netlink.NetlinkError):
-            await asyncio.to_thread(plumbing.sandbox_down, path)
+            await asyncio.to_thread(plumbing.sandbox_down, path, addresses)
         c.network_settings = {}
         if held:
             await svc.reconcile_firewall()
@@ -300,7 +306,9 @@ class Endpoints:
             self._unregister(c, net.id, endpoint)
             self._release_addresses(endpoint)
         with contextlib.suppress(netlink.NetlinkError):
-            await asyncio.to_thread(plumbing.endpoint_down, veth_name(endpoint["EndpointID"]))
+            await asyncio.to_thread(plumbing.endpoint_down, veth_name(endpoint["EndpointID"]),
+                                    [endpoint[k] for k in ("IPAddress", "GlobalIPv6Address")
+                                     if endpoint.get(k)])
         server = self.resolvers.get(c.id)
         if server is not None:
             server.networks = [n for n in server.networks if n != net.id]

@@ -7,7 +7,8 @@ start. A user-defined network is one JSON file, written once at create and remov
     <data-root>/network/networks/<id>.json   {"Name", "Id", "Created", "Driver", "Options",
                                               "Labels", "Internal", "Attachable",
                                               "EnableIPv6", "IPAM": {"Driver", "Options",
-                                              "Config": [{"Subnet", "IPRange", "Gateway"}]}}
+                                              "Config": [{"Subnet", "IPRange", "Gateway"}]},
+                                              "SubnetsGiven"}
 
 A network's addresses are not here: the IPAM's own document (network/ipam.py) has them.
 """
@@ -39,6 +40,7 @@ class Network:
     ipam_config: list[dict[str, Any]] = field(default_factory=list)
     ipam_options: dict[str, str] | None = None
     predefined: bool = False
+    subnets_given: bool = False  # --subnet: only then may endpoints ask for --ip
 
     @property
     def bridge(self) -> str:
@@ -89,7 +91,7 @@ class Network:
                 "Internal": self.internal, "Attachable": self.attachable,
                 "EnableIPv6": self.ipv6,
                 "IPAM": {"Driver": "default", "Options": self.ipam_options,
-                         "Config": self.ipam_config}}
+                         "Config": self.ipam_config}, "SubnetsGiven": self.subnets_given}
 
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Network:
@@ -99,4 +101,5 @@ class Network:
                    labels=doc.get("Labels") or {}, internal=bool(doc.get("Internal")),
                    attachable=bool(doc.get("Attachable")), ipv6=bool(doc.get("EnableIPv6")),
                    ipam_config=list(ipam.get("Config") or []),
-                   ipam_options=ipam.get("Options"))
+                   ipam_options=ipam.get("Options"),
+                   subnets_given=bool(doc.get("SubnetsGiven")))

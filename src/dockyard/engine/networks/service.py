@@ -14,6 +14,10 @@ containers' endpoints come back with the containers (endpoints.py). A daemon tha
 without live-restore takes its bridges and its table down: the host keeps nothing of ours.
 Create writes the IPAM pool, then the record, then the bridge; rm goes backwards; a crash
 in between leaves at most a pool without a record, which the next start frees.
+
+This module orchestrates; the checks are elsewhere: a create body in createbody.py, the list
+and prune filters in filters.py, published ports in ports.py and their host ports in
+portalloc.py.
 """
 
 from __future__ import annotations
@@ -23,8 +27,6 @@ import contextlib
 import ipaddress
 import json
 import logging
-import re
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,24 +38,16 @@ from dockyard.engine.errors import (
     InvalidParameter,
     NotFound,
 )
-from dockyard.engine.networks import model as netmodel
-from dockyard.engine.networks import plumbing, ports, predefined
+from dockyard.engine.networks import filters as netfilters
+from dockyard.engine.networks import plumbing, portalloc, ports, predefined
+from dockyard.engine.networks.createbody import parse_create
 from dockyard.engine.networks.endpoints import Endpoints, bridged, configured
 from dockyard.engine.networks.model import Network
 from dockyard.fsutil import write_atomic
 from dockyard.network import ipam, netlink, nft, nftrules
 from dockyard.network.dns import NameTable
-from dockyard.units import rfc3339nano
 
 log = logging.getLogger("dockyard.engine")
-LIST_FILTERS = {"dangling", "driver", "id", "label", "name", "scope", "type"}
-PRUNE_FILTERS = {"label", "label!", "until"}
-OTHER_DRIVERS = {"ipvlan", "macvlan", "overlay"}  # dockerd's, not ours
-NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
-BRIDGE_OPTIONS = {netmodel.BRIDGE_NAME, netmodel.ICC, netmodel.MASQUERADE, netmodel.MTU,
-                  netmodel.HOST_BINDING, "com.docker.network.bridge.default_bridge",
-                  "com.docker.network.enable_ipv6", "com.docker.network.bridge.inhibit_ipv4",
-                  "com.docker.network.container_iface_prefix"}
 
 
 def network_of(host_config: Mapping[str, Any]) -> str | None:
@@ -75,7 +69,7 @@ class NetworkService:
         self.lock = asyncio.Lock()  # the IPAM, the held ports, the records
         self._firewall_lock = asyncio.Lock()
         self.names = NameTable()
-        self.ports = ports.PortAllocator()
+        self.ports = portalloc.PortAllocator()
         self.endpoints = Endpoints(self)
         self._ipam: ipam.AddressSpace | None = None
         self.started = False
@@ -312,25 +306,11 @@ class NetworkService:
     # -- the API's operations -------------------------------------------------------------
 
     async def list(self, filters: Mapping[str, list[str]]) -> list[dict[str, Any]]:
-        for key in filters:
-            if key not in LIST_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
-        for value in filters.get("type", []):
-            if value not in ("custom", "builtin"):
-                raise InvalidParameter(f"invalid filter: 'type'='{value}'")
-        dangling: bool | None = None
-        for value in filters.get("dangling", []):
-            if value.lower() in ("true", "1"):
-                dangling = True
-            elif value.lower() in ("false", "0"):
-                dangling = False
-            else:
-                raise InvalidParameter("invalid value for filter 'dangling', must be "
-                                       "\"true\" (or \"1\"), or \"false\" (or \"0\")")
+        dangling = netfilters.check_list_filters(filters)
         out = []
         for n in self.networks:
             doc = self.document(n)
-            if _matches(n, doc, filters, dangling, self._used(n)):
+            if netfilters.matches(n, doc, filters, dangling, self._used(n)):
                 out.append(doc)
         return out
 
@@ -346,48 +326,8 @@ class NetworkService:
         return self.document(net)
 
     async def create(self, body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise InvalidParameter("invalid JSON: the body must be an object")
-        name, driver = body.get("Name") or "", body.get("Driver") or "bridge"
-        if not isinstance(name, str) or not isinstance(driver, str):
-            raise InvalidParameter("invalid JSON: Name and Driver are strings")
-        if not name:
-            raise InvalidParameter("invalid name: ")
-        if name in {n.name for n in self.networks if n.predefined}:
-            raise Forbidden(f"operation is not permitted on predefined {name} network ")
-        if not NAME.fullmatch(name):
-            raise InvalidParameter(f"invalid network name \"{name}\": only [a-zA-Z0-9]"
-                                   "[a-zA-Z0-9_.-] are allowed")
-        if driver in ("host", "null"):
-            raise Forbidden(f"only one instance of \"{driver}\" network is allowed")
-        if driver != "bridge":
-            raise NotFound(f"plugin \"{driver}\" not found")
-        if body.get("Ingress"):
-            raise Forbidden("only swarm scoped networks can be ingress networks")
-        if body.get("Scope") not in (None, "", "local"):
-            raise InvalidParameter(f"scope {body['Scope']} is not supported by the bridge "
-                                   "driver: local only")
-        options = _strings(body.get("Options") or {}, "Options")
-        labels = _strings(body.get("Labels") or {}, "Labels")
-        ipam_body = body.get("IPAM") or {}
-        if not isinstance(ipam_body, dict):
-            raise InvalidParameter("invalid JSON: IPAM is an object")
-        if (ipam_body.get("Driver") or "default") != "default":
-            raise NotFound(f"plugin \"{ipam_body['Driver']}\" not found")
-        configs = ipam_body.get("Config") or []
-        if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
-            raise InvalidParameter("invalid JSON: IPAM.Config is a list of objects")
-        ipv6 = bool(body.get("EnableIPv6"))
-        net_id = secrets.token_hex(32)
-        net = Network(name=name, id=net_id, created=rfc3339nano(), driver="bridge",
-                      options=options, labels=labels, internal=bool(body.get("Internal")),
-                      attachable=bool(body.get("Attachable")), ipv6=ipv6,
-                      ipam_options=ipam_body.get("Options") or None)
-        bridge_name = net.bridge
-        try:
-            nftrules.Network(bridge_name, ())
-        except ValueError:
-            raise InvalidParameter(f"invalid bridge name {bridge_name!r}") from None
+        net, configs = parse_create(body, {n.name for n in self.networks if n.predefined})
+        name, net_id, bridge_name = net.name, net.id, net.bridge
         reserved = await asyncio.to_thread(plumbing.host_routes)
         async with self.lock:
             if name in {n.name for n in self.networks}:
@@ -403,7 +343,7 @@ class NetworkService:
                         v6=":" in (cfg.get("Subnet") or ""), reserved=reserved))
                 if not any(p.subnet.version == 4 for p in taken):
                     taken.append(self.ipam.request_pool(reserved=reserved))
-                if ipv6 and not any(p.subnet.version == 6 for p in taken):
+                if net.ipv6 and not any(p.subnet.version == 6 for p in taken):
                     raise InvalidParameter("no IPv6 subnet given: --ipv6 needs a --subnet "
                                            "of the network's IPv6 prefix (there is no "
                                            "default IPv6 pool)")
@@ -508,9 +448,7 @@ class NetworkService:
     async def prune(self, filters: Mapping[str, list[str]]) -> dict[str, Any]:
         from dockyard.engine.containers.views import until_time
 
-        for key in filters:
-            if key not in PRUNE_FILTERS:
-                raise InvalidParameter(f"invalid filter '{key}'")
+        netfilters.check_prune_filters(filters)
         limits = [until_time(v) for v in filters.get("until", [])]
         until = min(limits) if limits else None
         deleted = []
@@ -519,8 +457,8 @@ class NetworkService:
                 continue
             if until is not None and _created(net) >= until:
                 continue
-            if not _labels_match(net.labels, filters.get("label", []), True) or \
-                    not _labels_match(net.labels, filters.get("label!", []), False):
+            if not netfilters.labels_match(net.labels, filters.get("label", []), True) or \
+                    not netfilters.labels_match(net.labels, filters.get("label!", []), False):
                 continue
             with contextlib.suppress(EngineError):
                 await self.remove(net.id)
@@ -538,12 +476,6 @@ def _config_of(pool: ipam.Pool) -> dict[str, Any]:
     if pool.ip_range is not None:
         out["IPRange"] = str(pool.ip_range)
     return out
-
-
-def _strings(value: Any, what: str) -> dict[str, str]:
-    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-        raise InvalidParameter(f"invalid JSON: {what} is an object of strings")
-    return dict(value)
 
 
 def _status(e: ipam.IpamError) -> EngineError:
@@ -566,44 +498,3 @@ def _created(net: Network) -> float:
 
     return parse_rfc3339(net.created)
 
-
-def _labels_match(labels: Mapping[str, str], wants: list[str], positive: bool) -> bool:
-    for want in wants:
-        k, sep, v = want.partition("=")
-        hit = k in labels and (not sep or labels[k] == v)
-        if hit != positive:
-            return False
-    return True
-
-
-def _matches(net: Network, doc: Mapping[str, Any], filters: Mapping[str, list[str]],
-             dangling: bool | None, used: bool) -> bool:
-    """dockerd's network filters: name and id as regular expressions (or exact), driver and
-    scope exactly, label as key or key=value, type builtin/custom, dangling = unused
-    custom network."""
-    def like(values: list[str], text: str) -> bool:
-        return any(v == text or _search(v, text) for v in values)
-
-    if "name" in filters and not like(filters["name"], doc["Name"]):
-        return False
-    if "id" in filters and not like(filters["id"], doc["Id"]):
-        return False
-    if "driver" in filters and doc["Driver"] not in filters["driver"]:
-        return False
-    if "scope" in filters and doc["Scope"] not in filters["scope"]:
-        return False
-    kind = "builtin" if net.predefined else "custom"
-    if "type" in filters and kind not in filters["type"]:
-        return False
-    if dangling is not None:
-        is_dangling = not net.predefined and not used
-        if is_dangling != dangling:
-            return False
-    return _labels_match(doc.get("Labels") or {}, filters.get("label", []), True)
-
-
-def _search(pattern: str, text: str) -> bool:
-    try:
-        return re.search(pattern, text) is not None
-    except re.error:
-        return False

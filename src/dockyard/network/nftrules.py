@@ -20,9 +20,10 @@ One `inet` table holds both the filter and the nat chains (inet nat needs Linux 
                          oifname B jump fwd-in-B      (into B's containers)
                          iifname B jump fwd-out-B     (out of B; internal networks only)
     chain fwd-in-B     established/related accept; same-bridge traffic accepted (icc=true);
-                       published ports accepted after DNAT; the rest of same-bridge traffic
-                       dropped (icc=false); anything else from another Dockyard bridge
-                       dropped (isolation); internal networks: everything else dropped
+                       published ports accepted after DNAT; everything else dropped: the
+                       rest of same-bridge traffic (icc=false), another Dockyard bridge's
+                       (isolation), and traffic routed from beyond the host straight to a
+                       container's address (Docker 28's "direct routing" block)
     chain fwd-out-B    internal networks: nothing leaves but to B itself
     chain prerouting   nat prerouting, priority dstnat:  fib daddr type local jump ports
     chain output       nat output, priority -100:        fib daddr type local jump ports
@@ -209,7 +210,9 @@ def _forward_in(network: Network, ports: Sequence[PortMapping]) -> list[str]:
               for p in ports if network.contains(p.container_ip)]
     if not network.icc:
         rules.append(f"iifname {bridge} drop")
-    rules.append("drop" if network.internal else "iifname @bridges drop")
+    # Anything else, from another bridge or from beyond the host straight to a container's
+    # address, is dropped, as Docker 28 does: only what is published gets in.
+    rules.append("drop")
     return rules
 
 

@@ -439,7 +439,8 @@ def test_a_killed_daemon_reconciles_at_its_next_start(fresh_engine):
 def outside_host():
     """A stand-in for the world beyond the host, on this machine: a namespace behind a veth
     with a /30 of its own and no route back to any container subnet, so that only
-    masqueraded traffic gets an answer. Yields its address."""
+    masqueraded traffic gets an answer. Yields its namespace, its address and the host's
+    address facing it."""
     tag = unique("dyo").replace("-", "")[:12]
     ns, host_end = f"{tag}n", f"{tag}h"
     third = random.randrange(256)
@@ -454,7 +455,7 @@ def outside_host():
     try:
         for step in steps:
             subprocess.run(step, check=True, capture_output=True)
-        yield there
+        yield ns, there, here
     finally:
         subprocess.run(["ip", "link", "delete", host_end], capture_output=True)
         subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
@@ -470,11 +471,24 @@ def test_containers_reach_beyond_the_host_masqueraded_and_internal_ones_do_not(e
         run(engine, a)
         run(engine, b, "--network", net)
         run(engine, c, "--network", internal)
-        with outside_host() as there:
+        run(engine, h, "-p", f"{port}:80", cmd=HTTPD)
+        with outside_host() as (ns, there, here):
             assert pings(engine, a, there) and pings(engine, b, there)
             assert not pings(engine, c, there, wait=1)
-        # a published port answers on the host's other addresses too (the bridge's gateway)
-        run(engine, h, "-p", f"{port}:80", cmd=HTTPD)
+            # from beyond the host: the published port through the host's address; never
+            # a container's own address, even with a route to it (Docker 28)
+            subnet = json.loads(engine.docker("network", "inspect", "bridge").stdout)[0][
+                "IPAM"]["Config"][0]["Subnet"]
+            subprocess.run(["ip", "-n", ns, "route", "add", subnet, "via", here], check=True)
+            outside = ["ip", "netns", "exec", ns, "busybox"]
+            got = subprocess.run([*outside, "wget", "-qO-", f"http://{here}:{port}/"],
+                                 capture_output=True, timeout=20)
+            assert b"hello" in got.stdout, got
+            direct = subprocess.run([*outside, "nc", "-w", "2", ip_of(engine, h, "bridge"),
+                                     "80"], input=b"GET / HTTP/1.0\r\n\r\n",
+                                    capture_output=True, timeout=20)
+            assert b"hello" not in direct.stdout
+        # and from the host itself on its other addresses (the bridge's gateway)
         gateway = gateway_of(engine, "bridge")
         assert "hello" in fetch(f"http://{gateway}:{port}/")
     finally:

@@ -94,7 +94,7 @@ def test_default_bridge_masquerades_publishes_and_hairpins() -> None:
             ct state established,related accept
             iifname "dy0" accept
             ct status dnat ip daddr 172.17.0.2 tcp dport 80 accept
-            iifname @bridges drop
+            drop
         }
         chain prerouting {
             type nat hook prerouting priority dstnat; policy accept;
@@ -143,14 +143,14 @@ def test_icc_false_drops_same_bridge_traffic_but_published_ports_and_isolates() 
             ct state established,related accept
             iifname "dy0" accept
             ct status dnat ip daddr 172.17.0.2 tcp dport 80 accept
-            iifname @bridges drop
+            drop
         }
         chain fwd-in-br-quiet {
             ct state established,related accept
             ct status dnat ip daddr 10.1.0.3 udp dport 53 accept
             ct status dnat ip daddr 10.1.0.3 tcp dport 9000-9002 accept
             iifname "br-quiet" drop
-            iifname @bridges drop
+            drop
         }
         chain prerouting {
             type nat hook prerouting priority dstnat; policy accept;
@@ -263,7 +263,7 @@ def test_dual_stack_network_without_masquerade_publishes_both_families() -> None
             ct status dnat ip6 daddr fd00:3::2 tcp dport 443 accept
             ct status dnat ip6 daddr fd00:3::2 sctp dport 7000-7009 accept
             ct status dnat ip daddr 10.3.0.2 udp dport 60 accept
-            iifname @bridges drop
+            drop
         }
         chain prerouting {
             type nat hook prerouting priority dstnat; policy accept;

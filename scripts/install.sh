@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DEBS=(busybox-static libseccomp2 iproute2 nftables runc podman skopeo hyperfine time
+DEBS=(busybox-static libseccomp2 iproute2 nftables conntrack runc podman skopeo hyperfine time
       uidmap crun umoci docker.io docker-registry)
 missing=()
 for p in "${DEBS[@]}"; do

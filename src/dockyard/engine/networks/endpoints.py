@@ -88,6 +88,7 @@ class Endpoints:
     def __init__(self, service: NetworkService) -> None:
         self.service = service
         self.resolvers: dict[str, Any] = {}  # container id -> its DNSServer
+        self.background: set[asyncio.Task[None]] = set()
 
     @property
     def netns_dir(self) -> Path:
@@ -266,10 +267,25 @@ class Endpoints:
                 del name
         path = settings.get("SandboxKey") or str(self.netns_dir / c.id)
         with contextlib.suppress(netlink.NetlinkError):
-            await asyncio.to_thread(plumbing.sandbox_down, path, addresses)
+            await asyncio.to_thread(plumbing.sandbox_down, path)
+        self.forget(addresses)
         c.network_settings = {}
         if held:
             await svc.reconcile_firewall()
+
+    def forget(self, addresses: list[str]) -> None:
+        """The connection-tracking entries of released addresses, deleted in the background
+        (plumbing.forget_connections); the service waits for these at close."""
+        if not addresses:
+            return
+        task = asyncio.create_task(asyncio.to_thread(plumbing.forget_connections, addresses))
+        self.background.add(task)
+        task.add_done_callback(self._forgotten)
+
+    def _forgotten(self, task: asyncio.Task[None]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("deleting connection-tracking entries: %s", task.exception())
 
     def _release_addresses(self, endpoint: dict[str, Any]) -> None:
         svc = self.service
@@ -306,9 +322,9 @@ class Endpoints:
             self._unregister(c, net.id, endpoint)
             self._release_addresses(endpoint)
         with contextlib.suppress(netlink.NetlinkError):
-            await asyncio.to_thread(plumbing.endpoint_down, veth_name(endpoint["EndpointID"]),
-                                    [endpoint[k] for k in ("IPAddress", "GlobalIPv6Address")
-                                     if endpoint.get(k)])
+            await asyncio.to_thread(plumbing.endpoint_down, veth_name(endpoint["EndpointID"]))
+        self.forget([endpoint[k] for k in ("IPAddress", "GlobalIPv6Address")
+                     if endpoint.get(k)])
         server = self.resolvers.get(c.id)
         if server is not None:
             server.networks = [n for n in server.networks if n != net.id]

@@ -20,11 +20,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import os
-import socket
 from collections.abc import Sequence
 from pathlib import Path
-
-from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
 from dockyard.network import netlink, nft, nftrules
 
@@ -92,36 +89,34 @@ def endpoint_up(host: str, bridge: str, netns: str, peer: str, mtu: int, mac: st
         raise netlink.NetlinkError("set hairpin mode", host, e.errno) from None
 
 
-def endpoint_down(host: str, addresses: Sequence[str] = ()) -> None:
+def endpoint_down(host: str) -> None:
     netlink.delete_veth(host, missing_ok=True)
-    forget_connections(addresses)
 
 
-def sandbox_down(path: str | os.PathLike[str], addresses: Sequence[str] = ()) -> None:
+def sandbox_down(path: str | os.PathLike[str]) -> None:
     """Unbind the namespace. Its veths go with it once its last process is gone: the kernel
     deletes them on its own (batched, off our path) instead of one synchronous delete each."""
     netlink.delete_netns(path, missing_ok=True)
-    forget_connections(addresses)
 
 
 def forget_connections(addresses: Sequence[str]) -> None:
     """Delete the connection-tracking entries of addresses given back, as dockerd does: a
     flow the firewall accepted as established would otherwise carry on to the next holder
-    of the address, past rules (icc=false, isolation) that would drop it as new."""
-    from pyroute2 import Conntrack
+    of the address, past rules (icc=false, isolation) that would drop it as new. Flows from
+    it, to it, and DNATed to it (the reply's source). `conntrack` filters in the kernel, in
+    a process of its own; the service runs this behind the stop, not in its way (the IPAM
+    does not hand a released address out again at once)."""
+    import subprocess
 
-    wanted = {ipaddress.ip_address(a) for a in addresses}
-    if not wanted:
-        return
-    with Conntrack() as ct:
-        for family in {socket.AF_INET6 if a.version == 6 else socket.AF_INET
-                       for a in wanted}:
-            for entry in list(ct.dump_entries(tuple_orig=NFCTAttrTuple(family=family))):
-                ends = {entry.tuple_orig.saddr, entry.tuple_orig.daddr,
-                        entry.tuple_reply.saddr, entry.tuple_reply.daddr}
-                if any(e and ipaddress.ip_address(e) in wanted for e in ends):
-                    with contextlib.suppress(Exception):  # gone meanwhile
-                        ct.delete(entry)
+    for address in addresses:
+        family = "ipv6" if ipaddress.ip_address(address).version == 6 else "ipv4"
+        for match in ("--orig-src", "--orig-dst", "--reply-src"):
+            try:  # exit status 1: nothing to delete
+                subprocess.run(["conntrack", "-D", "-f", family, match, address],
+                               capture_output=True, timeout=30, check=False)
+            except (OSError, subprocess.TimeoutExpired) as e:
+                raise netlink.NetlinkError("delete conntrack entries", address,
+                                           getattr(e, "errno", None)) from None
 
 
 def firewall(table: str, networks: Sequence[nftrules.Network],

@@ -168,18 +168,20 @@ class NetworkService:
             with contextlib.suppress(Exception):
                 await server.close()
         self.endpoints.resolvers.clear()
-        if not stop_containers or not self.started:
-            return  # live restore: bridges, sandboxes and rules stay with the containers
-        for c in self.containers():
-            with contextlib.suppress(Exception):
-                await self.endpoints.detach(c)
-        for net in self.networks:
-            if net.driver == "bridge":
-                with contextlib.suppress(netlink.NetlinkError):
-                    await asyncio.to_thread(plumbing.network_down, net.bridge)
-        if self.config.iptables:
-            with contextlib.suppress(nft.NftError):
-                await asyncio.to_thread(plumbing.firewall_down, self.table)
+        # live restore: bridges, sandboxes and rules stay with the containers
+        if stop_containers and self.started:
+            for c in self.containers():
+                with contextlib.suppress(Exception):
+                    await self.endpoints.detach(c)
+            for net in self.networks:
+                if net.driver == "bridge":
+                    with contextlib.suppress(netlink.NetlinkError):
+                        await asyncio.to_thread(plumbing.network_down, net.bridge)
+            if self.config.iptables:
+                with contextlib.suppress(nft.NftError):
+                    await asyncio.to_thread(plumbing.firewall_down, self.table)
+        if self.endpoints.background:
+            await asyncio.wait(list(self.endpoints.background), timeout=10)
 
     async def restore(self) -> None:
         """After the containers are back: running ones take their endpoints back, stopped

@@ -286,9 +286,40 @@ def test_supervisor_diff_commit_errors(engine) -> None:
     md = (("containerd-namespace", "moby"),)
     with grpc.insecure_channel(f"unix://{engine.supervisor_address}") as ch:
         stub = diff_pb2_grpc.DiffStub(ch)
-        for key, code in (("", grpc.StatusCode.INVALID_ARGUMENT),
-                          ("no-such-snapshot", grpc.StatusCode.NOT_FOUND)):
+        one_layer_too_many = json.dumps({"rootfs": {"type": "layers",
+                                                    "diff_ids": ["sha256:" + "0" * 64]}})
+        for key, config, code in (("", one_layer_too_many, grpc.StatusCode.INVALID_ARGUMENT),
+                                  ("no-such-snapshot", "{}", grpc.StatusCode.NOT_FOUND)):
             with pytest.raises(grpc.RpcError) as e:
-                stub.Commit(diff_pb2.CommitRequest(key=key, config=b"{}"), metadata=md,
-                            timeout=30)
+                stub.Commit(diff_pb2.CommitRequest(key=key, config=config.encode()),
+                            metadata=md, timeout=30)
             assert e.value.code() == code, e.value.details()
+
+
+def test_supervisor_diff_commit_without_a_key_changes_the_config_only(engine) -> None:
+    """What a build's ENV or CMD makes: the parent's layers under a new config."""
+    import grpc
+
+    from dockyard.api.services.diff.v1 import diff_pb2, diff_pb2_grpc
+    from dockyard.api.services.images.v1 import images_pb2, images_pb2_grpc
+
+    images = engine.sdk.api
+    base = images.inspect_image("busybox")
+    md = (("containerd-namespace", "moby"),)
+    with grpc.insecure_channel(f"unix://{engine.supervisor_address}") as ch:
+        record = images_pb2_grpc.ImagesStub(ch).Get(
+            images_pb2.GetImageRequest(name="docker.io/library/busybox:latest"),
+            metadata=md, timeout=30).image
+        config = {"architecture": base["Architecture"], "os": base["Os"],
+                  "config": {**base["Config"], "Cmd": ["echo", "from the new config"]},
+                  "rootfs": {"type": "layers", "diff_ids": base["RootFS"]["Layers"]},
+                  "history": [{"created_by": "CMD", "empty_layer": True}]}
+        r = diff_pb2_grpc.DiffStub(ch).Commit(diff_pb2.CommitRequest(
+            config=json.dumps(config).encode(), parent=record.target), metadata=md,
+            timeout=30)
+    new = images.inspect_image(r.config_digest)
+    try:
+        assert new["RootFS"]["Layers"] == base["RootFS"]["Layers"] and r.diff_id == ""
+        assert engine.docker("run", "--rm", r.config_digest).stdout == b"from the new config\n"
+    finally:
+        images.remove_image(r.config_digest)

@@ -1,7 +1,9 @@
 """Diff service: a container's changes made into an image (what `docker commit` asks for).
 
     Commit(key, parent, config, name)
-      lib.diff(key)        the active snapshot's changes as a gzip'd layer blob (its diff ID)
+      lib.diff(key)        the active snapshot's changes as a gzip'd layer blob (its diff ID);
+                           no key: no new layer, the parent's layers under a new config (a
+                           build's ENV, CMD, LABEL… change the config and nothing else)
       config               the engine's, with that diff ID appended to rootfs.diff_ids
       put_image            config + manifest over the parent's layers and the new one
       unpack               the new chain's snapshot, so that the image runs at once
@@ -38,18 +40,22 @@ def commit(lib: ImageLibrary, key: str, parent: Descriptor | None, config: bytes
         raise InvalidArgument("config: not a JSON object")
     layers = list(lib.resolve(parent).layers) if parent is not None else []
     with lib.lease() as lease:
-        layer, diff_id = lib.diff(key, lease, docker=True)
+        new: list[Descriptor] = []
         rootfs = doc.setdefault("rootfs", {"type": "layers", "diff_ids": []})
-        rootfs["diff_ids"] = [*(rootfs.get("diff_ids") or []), str(diff_id)]
-        if len(rootfs["diff_ids"]) != len(layers) + 1:
-            raise InvalidArgument(f"config lists {len(rootfs['diff_ids']) - 1} parent layers,"
-                                  f" the parent image {len(layers)}")
+        diff_id = ""
+        if key:
+            layer, digest = lib.diff(key, lease, docker=True)
+            new, diff_id = [layer], str(digest)
+            rootfs["diff_ids"] = [*(rootfs.get("diff_ids") or []), diff_id]
+        if len(rootfs["diff_ids"]) != len(layers) + len(new):
+            raise InvalidArgument(f"config lists {len(rootfs['diff_ids']) - len(new)} parent "
+                                  f"layers, the parent image {len(layers)}")
         config_bytes = json.dumps(doc, separators=(",", ":")).encode()
-        target = lib.put_image(config_bytes, [x.descriptor for x in layers] + [layer], lease,
+        target = lib.put_image(config_bytes, [x.descriptor for x in layers] + new, lease,
                                docker=True)
         lib.unpack(target)
         lib.tag(name or str(target.digest), target)
-    return target, str(lib.resolve(target).manifest.config.digest), str(diff_id)
+    return target, str(lib.resolve(target).manifest.config.digest), diff_id
 
 
 class DiffService(rpc.DiffServicer):
@@ -60,8 +66,6 @@ class DiffService(rpc.DiffServicer):
                      context: grpc.aio.ServicerContext) -> pb.CommitResponse:
         if request.snapshotter and request.snapshotter != self.sup.snapshotter:
             raise InvalidArgument(f"snapshotter not loaded: {request.snapshotter}")
-        if not request.key:
-            raise InvalidArgument("key must not be empty")
         ns = requestmeta.namespace(context)
         lib = await blocking(self.sup.writable_library, ns)
         parent = (descriptor_from_proto(request.parent, "parent")

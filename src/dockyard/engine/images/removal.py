@@ -87,10 +87,11 @@ async def remove(service: Any, asked: str, *, force: bool = False,
         if in_use and not force:
             raise Conflict(f"conflict: unable to delete {short(image.id)} (must be forced) - "
                            f"image is being used by stopped container {in_use[0][:12]}")
-    return await _delete(service, image, out)
+    return await delete_image(service, image, out)
 
 
-async def _delete(service: Any, image: Any, out: list[dict[str, str]]) -> list[dict[str, str]]:
+async def delete_image(service: Any, image: Any,
+                       out: list[dict[str, str]]) -> list[dict[str, str]]:
     daemon = service.daemon
     ordered = sorted(image.names, key=lambda n: (not _is_tag(n), n))
     for i, n in enumerate(ordered):
@@ -127,7 +128,7 @@ async def prune(service: Any, filters: dict[str, list[str]]) -> dict[str, Any]:
         if await users(daemon, image.id):
             continue
         sizes = await service.layer_sizes(image)
-        deleted = await _delete(service, image, deleted)
+        deleted = await delete_image(service, image, deleted)
         reclaimed += views.size(image, sizes)
     daemon.events.publish("image", "prune", "", {"reclaimed": str(reclaimed)})
     return {"ImagesDeleted": deleted or None, "SpaceReclaimed": reclaimed}

@@ -41,6 +41,14 @@ def _name(request: web.Request) -> str:
     return request.match_info["name"]
 
 
+def build_intermediates(request: web.Request) -> set[str]:
+    """The images of builds' intermediate steps: listed with all=1 only, as dockerd lists
+    the classic builder's (they have children)."""
+    from dockyard.build.executor import cache_of
+
+    return cache_of(request.app[DAEMON]).intermediates()
+
+
 async def list_images(request: web.Request) -> web.Response:
     service = _service(request)
     filters = query_filters(request)
@@ -53,9 +61,11 @@ async def list_images(request: web.Request) -> web.Response:
         for value in filters.get(key, []):
             other = await service.get(value)
             bounds[key] = float(views.unix_seconds(other.config.get("created")))
+    hidden = set() if query_bool(request, "all") else build_intermediates(request)
     out = [views.summary(i, layer_sizes=await service.layer_sizes(i))
            for i in await service.list()
-           if filters_mod.matches(i, filters, before=bounds["before"], since=bounds["since"])]
+           if i.id not in hidden and
+           filters_mod.matches(i, filters, before=bounds["before"], since=bounds["since"])]
     if filters.get("reference"):
         names = {i.id: set(filters_mod.matching_names(i, filters["reference"]))
                  for i in await service.list()}

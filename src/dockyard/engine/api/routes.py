@@ -8,7 +8,7 @@ from typing import Any
 from dockyard.engine.api.server import Route
 
 MODULES = ["system", "volumes", "images", "auth", "streams", "exec", "containers", "networks",
-           "system_usage", "container_files"]
+           "system_usage", "container_files", "build"]
 
 
 def all_routes(daemon: Any) -> list[list[Route]]:

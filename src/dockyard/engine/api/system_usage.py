@@ -1,6 +1,6 @@
 """GET /system/df (what images, containers, volumes and the build cache use, with the `type`
-query of API 1.42+) and POST /build/prune (no build cache yet: Docker's empty report), so
-that `docker system df [-v]` and `docker system prune` work end to end.
+query of API 1.42+), so that `docker system df [-v]` works end to end (POST /build/prune is
+the builder's: api/build.py).
 
     LayersSize   the unique layers' sizes (by chain ID), summed
     Images       image summaries with Containers (how many use it) and SharedSize
@@ -17,14 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from dockyard.engine.api.server import DAEMON, Route, api_version, query_filters
+from dockyard.engine.api.server import DAEMON, Route, api_version
 from dockyard.engine.containers import views as container_views
 from dockyard.engine.errors import InvalidParameter
 from dockyard.engine.images import views as image_views
 
 TYPES = ("container", "image", "volume", "build-cache")
-BUILD_PRUNE_FILTERS = {"description", "id", "inuse", "parent", "private", "shared", "type",
-                       "until", "unused-for"}
 
 
 def chain_ids(diff_ids: list[str]) -> list[str]:
@@ -103,13 +101,5 @@ async def disk_usage(request: web.Request) -> web.Response:
     return web.json_response(doc)
 
 
-async def build_prune(request: web.Request) -> web.Response:
-    for key in query_filters(request):
-        if key not in BUILD_PRUNE_FILTERS:
-            raise InvalidParameter(f"invalid filter '{key}'")
-    # no build cache exists yet; dockerd's report when nothing was deleted
-    return web.json_response({"CachesDeleted": None, "SpaceReclaimed": 0})
-
-
 def routes(daemon: object) -> list[Route]:
-    return [Route("GET", "/system/df", disk_usage), Route("POST", "/build/prune", build_prune)]
+    return [Route("GET", "/system/df", disk_usage)]

@@ -119,8 +119,12 @@ async def prune(service: Any, filters: dict[str, list[str]]) -> dict[str, Any]:
     dangling = True if dangling is None else dangling
     deleted: list[dict[str, str]] = []
     reclaimed = 0
+    from dockyard.build.executor import cache_of
+
+    intermediates = cache_of(daemon).intermediates() if dangling else set()
     for image in await service.list():
-        if dangling and not filters_mod.is_dangling_image(image):
+        if dangling and (not filters_mod.is_dangling_image(image) or
+                         image.id in intermediates):  # they have children: not dangling
             continue
         rest = {k: v for k, v in filters.items() if k != "dangling"}
         if not filters_mod.matches(image, rest):

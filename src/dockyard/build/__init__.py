@@ -1,0 +1,1 @@
+"""Dockerfile builds served by the classic /build API."""

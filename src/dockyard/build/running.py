@@ -1,0 +1,72 @@
+"""RUN: the command in a container of the current image, as the classic builder runs it.
+
+The container is an ordinary one of the engine's (created, started, waited for, removed by
+the containers service), so a RUN gets what `docker run` gets: the spec dockerd would make,
+the default bridge (or none, or the host's), the json-file log its output is read from. Its
+config is the build's at that step, its command the RUN's; what the build mounts for the
+step (cache directories, binds of the context or of another stage, tmpfs, secrets) comes as
+HostConfig.Mounts, so none of it is in the container's snapshot, which becomes the layer.
+
+Output goes to `emit` line by line as it comes. The container is always removed afterwards,
+also when the command failed (the classic builder's --force-rm): a failed build leaves no
+container and no snapshot behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from dockyard.engine.containers.logs import LogQuery, entries
+from dockyard.engine.errors import EngineError
+
+Emit = Callable[[str], Awaitable[None]]
+
+
+class StepFailed(EngineError):
+    """A RUN whose command exited non-zero; `code` is its exit status."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def container_body(image_id: str, config: dict[str, Any], argv: list[str], *,
+                   network: str, mounts: list[dict[str, Any]],
+                   tmpfs: dict[str, str]) -> dict[str, Any]:
+    return {"Image": image_id, "Entrypoint": argv, "Cmd": None,
+            "Env": list(config.get("Env") or []),
+            "WorkingDir": config.get("WorkingDir") or "", "User": config.get("User") or "",
+            "AttachStdout": True, "AttachStderr": True, "Labels": {},
+            "HostConfig": {"NetworkMode": network or "default", "Mounts": mounts,
+                           "Tmpfs": tmpfs or None}}
+
+
+async def run(daemon: Any, image: Any, config: dict[str, Any], argv: list[str], *,
+              emit: Emit, network: str = "default", mounts: list[dict[str, Any]] | None = None,
+              tmpfs: dict[str, str] | None = None,
+              commit: Callable[[Any], Awaitable[Any]]) -> Any:
+    """Run `argv` on `image` with the build's `config`; commit(container) the result when it
+    succeeds and return what commit returned; StepFailed when it does not."""
+    svc = daemon.containers
+    body = container_body(image.id, config, argv, network=network, mounts=mounts or [],
+                          tmpfs=tmpfs or {})
+    c, _ = await svc.create(body)
+    try:
+        await emit(f" ---> Running in {c.id[:12]}\n")
+        await svc.start_container(c)
+        query = LogQuery(follow=True, stdout=True, stderr=True)
+        async for entry in entries(c, query, running=lambda: c.state.running):
+            await emit(entry.data.decode(errors="replace"))
+        status = (await svc.wait(c, "not-running"))["StatusCode"]
+        if status != 0:
+            shown = " ".join(argv) if argv[:2] != ["/bin/sh", "-c"] else \
+                "/bin/sh -c " + " ".join(argv[2:])
+            raise StepFailed(f"The command '{shown}' returned a non-zero code: {status}",
+                             status)
+        return await commit(c)
+    finally:
+        with contextlib.suppress(EngineError):
+            await svc.remove(c, force=True)
+        await emit(f" ---> Removed intermediate container {c.id[:12]}\n")

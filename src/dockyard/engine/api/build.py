@@ -1,0 +1,167 @@
+"""POST /build (the classic builder's API, which `docker build` with DOCKER_BUILDKIT=0 and
+the docker SDK speak) and POST /build/prune.
+
+The request body is the build context, a tar stream (gzip, bzip2, xz or zstd compressed or
+not); the query says what to build (dockerfile, t, buildargs, labels, target, nocache,
+pull, rm, forcerm, networkmode, platform, q). The answer is a stream of JSON messages as
+dockerd's classic builder writes them:
+
+    {"stream": "Step 1/4 : FROM busybox\\n"}        the steps and the output of RUN
+    {"aux": {"ID": "sha256:…"}}                      the image built
+    {"stream": "Successfully built 0123456789ab\\n"}
+    {"stream": "Successfully tagged name:latest\\n"}
+    {"errorDetail": {"code": N, "message": m}, "error": m}   a failure, after which nothing
+
+Secrets: the classic API has no channel for them, so `dockyard build --secret` sends them
+in the context under .dockyard-secrets/<id>; they leave the context before the build starts.
+
+Bad query parameters are refused before the stream starts (400, as dockerd); everything
+after is reported in the stream. The context is spooled to a file under the data root first,
+then unpacked by dockyard.build.context in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from dockyard.engine.api.server import Route, query_bool, query_filters
+from dockyard.engine.errors import EngineError, InvalidParameter
+from dockyard.engine.images.registry import decode_auth_header
+
+SPOOL_CHUNK = 1 << 20
+log = logging.getLogger("dockyard.engine")
+SECRETS_DIR = ".dockyard-secrets"
+
+
+def _json_map(request: web.Request, key: str) -> dict[str, str]:
+    text = request.query.get(key)
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise InvalidParameter(f"failed to parse {key}: invalid JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"failed to parse {key}: not a JSON object")
+    return {str(k): v if isinstance(v, str) or v is None else str(v) for k, v in value.items()}
+
+
+def options(request: web.Request) -> dict[str, Any]:
+    """The build's options from the query, checked as dockerd checks them."""
+    from dockyard.build.executor import BuildOptions
+
+    q = request.query
+    if q.get("version", "1") not in ("1", ""):
+        raise InvalidParameter("BuildKit (version 2) builds are not supported: use the "
+                               "classic builder (DOCKER_BUILDKIT=0)")
+    if q.get("remote"):
+        raise InvalidParameter("remote build contexts are not supported")
+    platform = q.get("platform", "")
+    if platform and platform.split("/")[:2] not in (["linux", "amd64"], ["linux"]):
+        raise InvalidParameter(f"\"{platform}\": unsupported platform: this host builds "
+                               "linux/amd64")
+    return {"options": BuildOptions(
+        tags=q.getall("t", []), dockerfile=q.get("dockerfile") or "Dockerfile",
+        build_args=_json_map(request, "buildargs"), labels=_json_map(request, "labels"),
+        target=q.get("target", ""), no_cache=query_bool(request, "nocache"),
+        pull=query_bool(request, "pull"), quiet=query_bool(request, "q"),
+        network=q.get("networkmode") or "default",
+        outputs=q.get("outputs", ""),
+        auth=decode_auth_header(request.headers.get("X-Registry-Config")))}
+
+
+async def spool(request: web.Request, root: Path) -> Path:
+    """The request body in a file of its own."""
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, name = tempfile.mkstemp(prefix="context-", suffix=".tar", dir=root)
+    with open(fd, "wb") as out:
+        while chunk := await request.content.read(SPOOL_CHUNK):
+            await asyncio.to_thread(out.write, chunk)
+    return Path(name)
+
+
+def take_secrets(ctx: Path, dest: Path) -> dict[str, Path]:
+    """The secrets `dockyard build --secret` sent in the context's .dockyard-secrets/, moved
+    out of the context before any step runs (no COPY can read them) and mounted read-only
+    by RUN --mount=type=secret only: never in a layer."""
+    src = ctx / SECRETS_DIR
+    if src.is_symlink() or not src.is_dir():
+        if src.is_symlink() or src.exists():
+            src.unlink()
+        return {}
+    shutil.move(src, dest)
+    return {p.name: p for p in dest.iterdir() if p.is_file() and not p.is_symlink()}
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from dockyard.build.context import ContextError
+    from dockyard.build.copying import CopyError
+    from dockyard.build.instructions import DockerfileError
+
+    return (ContextError, CopyError, DockerfileError)
+
+
+def routes(daemon: Any) -> list[Route]:
+    async def build(request: web.Request) -> web.StreamResponse:
+        from dockyard.build.context import extract_context
+        from dockyard.build.executor import Builder
+
+        opts = options(request)["options"]
+        scratch = Path(daemon.data_root) / "tmp"
+        tar = await spool(request, scratch)
+        work = Path(tempfile.mkdtemp(prefix="build-", dir=scratch))
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+
+        async def send(message: dict[str, Any]) -> None:
+            with contextlib.suppress(ConnectionError):
+                await response.write(json.dumps(message).encode() + b"\r\n")
+
+        async def emit(text: str) -> None:
+            if not opts.quiet:
+                await send({"stream": text})
+
+        try:
+            with open(tar, "rb") as stream:
+                ctx = await asyncio.to_thread(extract_context, stream, work / "context",
+                                              dockerfile=opts.dockerfile)
+            tar.unlink()
+            opts.secrets = await asyncio.to_thread(take_secrets, ctx, work / "secrets")
+            image_id = await Builder(daemon).build(opts, ctx, emit)
+            await send({"aux": {"ID": image_id}})
+            if opts.quiet:
+                await send({"stream": image_id + "\n"})
+            else:
+                await emit(f"Successfully built {image_id.removeprefix('sha256:')[:12]}\n")
+                for tag in opts.tags:
+                    await emit(f"Successfully tagged {tag}\n")
+        except EngineError as e:
+            code = getattr(e, "code", 1) or 1
+            await send({"errorDetail": {"code": code, "message": e.message},
+                        "error": e.message})
+        except Exception as e:  # the context's, the Dockerfile's, a step's: in the stream
+            if not isinstance(e, _known_errors()):
+                log.exception("build failed")
+            await send({"errorDetail": {"code": 1, "message": str(e)}, "error": str(e)})
+        finally:
+            with contextlib.suppress(OSError):
+                tar.unlink()
+            await asyncio.to_thread(shutil.rmtree, work, True)
+        return response
+
+    async def prune(request: web.Request) -> web.Response:
+        from dockyard.build.executor import prune_cache
+
+        return web.json_response(await prune_cache(daemon, query_filters(request),
+                                                   all_=query_bool(request, "all")))
+
+    return [Route("POST", "/build", build), Route("POST", "/build/prune", prune)]

@@ -33,6 +33,9 @@ DOCKERIGNORE = ".dockerignore"
 DEFAULT_DOCKERFILE = "Dockerfile"
 
 
+SECRETS = ".dockyard-secrets"
+
+
 class ContextError(Exception):
     """A context that cannot be used: unreadable, unsafe, or without its Dockerfile."""
 
@@ -49,7 +52,10 @@ def extract_context(stream: BinaryIO, dest: Path, *, max_size: int | None = None
         raise ContextError(f"invalid build context: {e}") from e
     matcher = load_dockerignore(dest)
     if matcher is not None:
-        remove_ignored(dest, matcher.keeping(DOCKERIGNORE, clean(dockerfile.lstrip("/"))))
+        # the secrets `dockyard build --secret` sends leave the context right after (the
+        # engine's api/build.py): .dockerignore is not theirs to drop
+        remove_ignored(dest, matcher.keeping(DOCKERIGNORE, clean(dockerfile.lstrip("/")),
+                                             SECRETS, f"{SECRETS}/**"))
     return dest
 
 

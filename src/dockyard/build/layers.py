@@ -92,3 +92,46 @@ async def files_layer(daemon: Any, parent: Any | None, doc: dict[str, Any],
         async with rootview.mounted(daemon, mounts) as root:
             await asyncio.to_thread(change, Path(root))
         return await commit(daemon, parent, doc, key)
+
+
+async def drop_mountpoints(daemon: Any, key: str, targets: list[str]) -> None:
+    """Remove from the snapshot `key` the mount points a step's mounts made (empty files and
+    directories that none of its lower layers has), as BuildKit does: a RUN's cache, bind,
+    tmpfs and secret mounts leave no trace in its layer, not even their names."""
+    mounts = await Runtime(daemon.supervisor).mounts(key)
+    upper, lowers = "", []
+    for m in mounts:
+        for opt in m.options:
+            name, _, value = opt.partition("=")
+            if name == "upperdir":
+                upper = value
+            elif name == "lowerdir":
+                lowers = value.split(":")
+        if m.type == "bind" and not upper:
+            upper = m.source
+    if upper:
+        await asyncio.to_thread(_drop, Path(upper), [Path(x) for x in lowers], targets)
+
+
+def _drop(upper: Path, lowers: list[Path], targets: list[str]) -> None:
+    import os
+
+    for target in sorted(set(targets), key=len, reverse=True):
+        rel = Path(target.lstrip("/"))
+        while rel.parts:
+            path = upper / rel
+            if any(os.path.lexists(lower / rel) for lower in lowers):
+                break
+            try:
+                if path.is_symlink() or not (path.is_dir() or path.is_file()):
+                    break
+                if path.is_dir():
+                    path.rmdir()  # only when empty
+                elif path.stat().st_size == 0:
+                    path.unlink()
+                else:
+                    break
+            except OSError:
+                break
+            rel = rel.parent
+

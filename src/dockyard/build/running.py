@@ -60,6 +60,11 @@ async def run(daemon: Any, image: Any, config: dict[str, Any], argv: list[str], 
         async for entry in entries(c, query, running=lambda: c.state.running):
             await emit(entry.data.decode(errors="replace"))
         status = (await svc.wait(c, "not-running"))["StatusCode"]
+        targets = [m["Target"] for m in mounts or []] + list(tmpfs or {})
+        if targets:
+            from dockyard.build.layers import drop_mountpoints
+
+            await drop_mountpoints(daemon, c.id, targets)
         if status != 0:
             shown = " ".join(argv) if argv[:2] != ["/bin/sh", "-c"] else \
                 "/bin/sh -c " + " ".join(argv[2:])

@@ -94,7 +94,8 @@ class StageRunner:
         final = await self._labels(final)
         unused = sorted(set(self.opts.build_args) - self.used_args)
         if unused:
-            await self.emit(f"[Warning] One or more build-args {unused} were not consumed\n")
+            await self.emit(f"[Warning] One or more build-args [{' '.join(unused)}] were not "
+                            "consumed\n")
         if final.image is None:
             raise InvalidParameter("No image was generated. Is your Dockerfile empty?")
         await asyncio.to_thread(self.cache.mark_final, final.key)

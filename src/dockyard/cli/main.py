@@ -25,7 +25,7 @@ COMMANDS = {
     "history": "images:history", "import": "images:import_", "search": "images:search",
     "login": "login:login", "logout": "login:logout",
     "cp": "files:cp", "diff": "files:diff", "export": "files:export", "commit": "files:commit",
-    "stats": "stats:stats",
+    "stats": "stats:stats", "build": "build:build",
 }
 
 MANAGEMENT = {
@@ -44,7 +44,7 @@ MANAGEMENT = {
               "push": "images:push", "tag": "images:tag", "rm": "images:rmi",
               "remove": "images:rmi", "save": "images:save", "load": "images:load",
               "inspect": "images:inspect_image", "history": "images:history",
-              "prune": "images:prune", "import": "images:import_"},
+              "prune": "images:prune", "import": "images:import_", "build": "build:build"},
     "network": {"create": "networks:create", "ls": "networks:ls", "list": "networks:ls",
                 "inspect": "networks:inspect", "rm": "networks:rm", "remove": "networks:rm",
                 "connect": "networks:connect", "disconnect": "networks:disconnect",
@@ -54,7 +54,7 @@ MANAGEMENT = {
                "prune": "volumes:prune"},
     "system": {"info": "system:info", "events": "system:events", "df": "system:df",
                "prune": "system:prune"},
-    "builder": {"prune": "system:builder_prune"},
+    "builder": {"prune": "system:builder_prune", "build": "build:build"},
 }
 
 GLOBAL_VALUE = {"-H": "host", "--host": "host", "--config": "config", "-c": "context",
@@ -71,6 +71,7 @@ Common Commands:
   run         Create and run a new container from an image
   exec        Execute a command in a running container
   ps          List containers
+  build       Build an image from a Dockerfile
   images      List images
   pull        Download an image from a registry
   push        Upload an image to a registry

@@ -57,6 +57,26 @@ def credentials(registry: str) -> dict | None:
     return out
 
 
+def all_credentials() -> dict[str, dict]:
+    """Every registry's credentials by the address config.json names it with (docker's
+    GetAllCredentials over `auths` and `credHelpers`): X-Registry-Config for a build."""
+    from dockyard.distribution.errors import CredentialsError
+
+    try:
+        doc = _config().load()
+    except CredentialsError:
+        return {}
+    out: dict[str, dict] = {}
+    for registry in dict.fromkeys([*(doc.get("auths") or {}), *(doc.get("credHelpers") or {})]):
+        try:
+            found = credentials(registry)
+        except CredentialsError:
+            continue  # a helper that fails for one registry does not stop the build
+        if found:
+            out[registry] = found
+    return out
+
+
 def encode_header(auth: dict) -> str:
     import base64
 

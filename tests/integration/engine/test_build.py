@@ -5,6 +5,7 @@ the cache reuses (counted from the output, never timed), multi-stage builds, cac
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -222,5 +223,136 @@ def test_the_sdk_builds_from_a_tar(engine):
         assert any("Successfully built" in (m.get("stream") or "") for m in logs)
         assert run(engine, tag) == "sdk\n"
         assert json.loads(json.dumps(image.attrs))["Config"]["Cmd"] == ["cat", "/sdk"]
+    finally:
+        engine.docker("rmi", tag, check=False)
+
+
+def test_add_unpacks_local_archives_and_fetches_urls_served_on_loopback(engine, tmp_path):
+    import http.server
+    import threading
+
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "remote.txt").write_text("from the url\n")
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    with tarfile.open(ctx / "bundle.tar.gz", "w:gz") as tar:
+        data = b"inside the archive\n"
+        info = tarfile.TarInfo("pkg/file.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    port = server.server_address[1]
+    write(ctx, {"Dockerfile": f"""FROM busybox
+ADD bundle.tar.gz /opt/
+ADD http://127.0.0.1:{port}/remote.txt /downloads/
+COPY --chown=1:2 --chmod=640 owned.txt /owned.txt
+"""})
+    (ctx / "owned.txt").write_text("owned\n")
+    tag = unique("ba")
+    try:
+        # the step's container has its own network: the host's loopback is not its, so the
+        # URL is fetched by the builder, as dockerd's classic builder fetches it
+        build(engine, ctx, "-t", tag)
+        assert run(engine, tag, "cat", "/opt/pkg/file.txt") == "inside the archive\n"
+        assert run(engine, tag, "cat", "/downloads/remote.txt") == "from the url\n"
+        assert run(engine, tag, "stat", "-c", "%u:%g %a", "/owned.txt") == "1:2 640\n"
+    finally:
+        server.shutdown()
+        engine.docker("rmi", tag, check=False)
+
+
+def test_onbuild_triggers_build_args_and_labels(engine, tmp_path):
+    base, child = unique("bo"), unique("bp")
+    (tmp_path / "base").mkdir()
+    (tmp_path / "child").mkdir()
+    write(tmp_path / "base", {"Dockerfile": "FROM busybox\nONBUILD RUN echo triggered > /t\n"})
+    write(tmp_path / "child", {"Dockerfile": f"""ARG WHICH={base}
+FROM $WHICH
+ARG WHICH
+ARG LATE=default
+RUN echo "$WHICH $LATE" > /args
+"""})
+    try:
+        build(engine, tmp_path / "base", "-t", base)
+        p = build(engine, tmp_path / "child", "-t", child, "--build-arg", "LATE=given",
+                  "--build-arg", "NEVER=declared", "--label", "built.by=test")
+        assert run(engine, child, "cat", "/t") == "triggered\n"
+        assert run(engine, child, "cat", "/args") == f"{base} given\n"
+        assert b"[Warning] One or more build-args [NEVER] were not consumed" in \
+            p.stdout + p.stderr
+        doc = engine.sdk.api.inspect_image(child)
+        assert doc["Config"]["Labels"] == {"built.by": "test"}
+        assert not doc["Config"].get("OnBuild")  # triggers run once, then are gone
+    finally:
+        engine.docker("rmi", child, base, check=False)
+
+
+def test_intermediate_images_are_hidden_and_the_cache_can_be_pruned(engine, tmp_path):
+    tag = unique("bi")
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo a > /a\nRUN echo b > /b\n"})
+    try:
+        build(engine, ctx, "-t", tag)
+        listed = engine.docker("images", "-q").stdout.decode().split()
+        everything = engine.docker("images", "-aq").stdout.decode().split()
+        assert len(everything) > len(listed)  # the RUN's intermediate image, with -a only
+        assert build(engine, ctx, "-t", tag).stdout.count(b"Using cache") == 2
+        pruned = engine.docker("builder", "prune", "-af").stdout.decode()
+        assert "Total reclaimed space" in pruned
+        assert build(engine, ctx, "-t", tag).stdout.count(b"Using cache") == 0
+    finally:
+        engine.docker("rmi", tag, check=False)
+
+
+def test_independent_stages_both_feed_the_final_one(engine, tmp_path):
+    tag = unique("bq")
+    ctx = write(tmp_path, {"Dockerfile": """FROM busybox AS left
+RUN echo left > /out
+FROM busybox AS right
+RUN echo right > /out
+FROM busybox
+COPY --from=left /out /left
+COPY --from=right /out /right
+COPY --from=0 /out /first
+"""})
+    try:
+        build(engine, ctx, "-t", tag)
+        assert run(engine, tag, "cat", "/left", "/right", "/first") == "left\nright\nleft\n"
+    finally:
+        engine.docker("rmi", tag, check=False)
+
+
+def test_the_dockyard_cli_builds_with_a_secret_that_no_layer_keeps(engine, tmp_path):
+    from tests.integration.engine.test_cli import dy
+
+    secret = tmp_path / "token"
+    secret.write_text("s3kr1t-value")
+    ctx = write(tmp_path / "ctx", {"Dockerfile": """FROM busybox
+RUN --mount=type=secret,id=tok wc -c < /run/secrets/tok > /length
+RUN ls /run/secrets 2>/dev/null | wc -l > /left
+""", ".dockerignore": "*\n!Dockerfile\n"})
+    tag = unique("bk")
+    iid = tmp_path / "iid"
+    try:
+        p = dy(engine, "build", "--progress", "plain", "-t", tag, "--iidfile", str(iid),
+               "--secret", f"id=tok,src={secret}", str(ctx))
+        assert p.returncode == 0, p.stderr.decode()
+        assert iid.read_text().startswith("sha256:")
+        assert run(engine, tag, "cat", "/length").strip() == "12"
+        assert run(engine, tag, "cat", "/left").strip() == "0"
+        saved = engine.docker("save", tag).stdout
+        assert b"s3kr1t-value" not in saved
+        with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
+            for member in outer.getmembers():
+                if member.isfile():
+                    data = outer.extractfile(member).read()
+                    with contextlib.suppress(tarfile.TarError), \
+                            tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                        for f in layer.getmembers():
+                            assert "tok" not in f.name.split("/")[-1:], f.name
+                            if f.isfile():
+                                assert b"s3kr1t-value" not in layer.extractfile(f).read()
     finally:
         engine.docker("rmi", tag, check=False)

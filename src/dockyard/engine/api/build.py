@@ -39,7 +39,6 @@ from dockyard.engine.images.registry import decode_auth_header
 
 SPOOL_CHUNK = 1 << 20
 log = logging.getLogger("dockyard.engine")
-SECRETS_DIR = ".dockyard-secrets"
 
 
 def _json_map(request: web.Request, key: str) -> dict[str, str]:
@@ -93,7 +92,9 @@ def take_secrets(ctx: Path, dest: Path) -> dict[str, Path]:
     """The secrets `dockyard build --secret` sent in the context's .dockyard-secrets/, moved
     out of the context before any step runs (no COPY can read them) and mounted read-only
     by RUN --mount=type=secret only: never in a layer."""
-    src = ctx / SECRETS_DIR
+    from dockyard.build.context import SECRETS
+
+    src = ctx / SECRETS
     if src.is_symlink() or not src.is_dir():
         if src.is_symlink() or src.exists():
             src.unlink()

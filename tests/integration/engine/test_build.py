@@ -57,12 +57,17 @@ def run(engine, image: str, *cmd: str) -> str:
     return engine.docker("run", "--rm", image, *cmd).stdout.decode()
 
 
-def leftovers(engine) -> tuple[list[str], list[str]]:
-    """Containers and build snapshots of the engine."""
-    containers = engine.docker("ps", "-aq").stdout.decode().split()
-    snaps = subprocess.run(["ls", str(engine.data_root / "containerd")], capture_output=True)
-    del snaps
-    return containers, []
+def snapshots(engine) -> set[str]:
+    """The keys of the supervisor's snapshots in the engine's namespace."""
+    import grpc
+
+    from dockyard.api.services.snapshots.v1 import snapshots_pb2, snapshots_pb2_grpc
+
+    with grpc.insecure_channel(f"unix://{engine.supervisor_address}") as ch:
+        stub = snapshots_pb2_grpc.SnapshotsStub(ch)
+        return {info.name for r in stub.List(snapshots_pb2.ListSnapshotsRequest(
+            snapshotter="overlayfs"), metadata=(("containerd-namespace", "moby"),),
+            timeout=30) for info in r.info}
 
 
 def test_a_build_runs_copies_and_sets_the_config(engine, tmp_path):
@@ -149,11 +154,13 @@ RUN exit 9
 def test_a_failing_run_shows_output_and_status_and_leaves_nothing(engine, tmp_path):
     ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo about to fail; exit 3\n"})
     before = set(engine.docker("ps", "-aq").stdout.decode().split())
+    snaps = snapshots(engine)
     p = build(engine, ctx, check=False)
     assert p.returncode == 3
     assert b"about to fail" in p.stdout
     assert b"returned a non-zero code: 3" in p.stderr
     assert set(engine.docker("ps", "-aq").stdout.decode().split()) == before
+    assert snapshots(engine) == snaps  # no container's, no step's
 
 
 def test_parse_errors_point_at_the_line(engine, tmp_path):
@@ -370,3 +377,35 @@ def test_a_context_tar_that_climbs_out_is_refused(engine, tmp_path):
     assert "invalid build context" in str(e.value)
     assert not list((engine.data_root / "tmp").glob("**/escaped"))
     assert not (engine.data_root / "escaped").exists()
+
+
+def test_run_mounts_network_shell_and_outputs(engine, tmp_path):
+    from tests.integration.engine.test_cli import dy
+
+    tags = [unique("bn"), unique("bn")]
+    ctx = write(tmp_path / "ctx", {"Dockerfile": """FROM busybox AS tools
+RUN echo from the tools stage > /tool.txt
+FROM busybox
+SHELL ["/bin/sh", "-ec"]
+RUN --mount=type=bind,source=input.txt,target=/in cat /in > /bound
+RUN --mount=type=bind,from=tools,source=/tool.txt,target=/t cat /t > /from-stage
+RUN --mount=type=tmpfs,target=/scratch touch /scratch/x && ls /scratch > /tmpfs
+RUN --network=none ip -o link | wc -l > /links
+""", "input.txt": "from the context\n"})
+    try:
+        build(engine, ctx, *[a for t in tags for a in ("-t", t)])
+        assert run(engine, tags[1], "cat", "/bound", "/from-stage", "/tmpfs", "/links") == (
+            "from the context\nfrom the tools stage\nx\n1\n")
+        for path in ("/in", "/t", "/scratch"):  # mount points leave no trace
+            assert run(engine, tags[0], "sh", "-c", f"test -e {path} || echo gone") == "gone\n"
+        assert engine.sdk.api.inspect_image(tags[0])["Config"]["Shell"] == ["/bin/sh", "-ec"]
+        out = tmp_path / "out"
+        p = dy(engine, "build", "-q", "-o", f"type=local,dest={out}", str(ctx))
+        assert p.returncode == 0, p.stderr.decode()
+        assert (out / "bound").read_text() == "from the context\n"
+        tar = tmp_path / "fs.tar"
+        assert dy(engine, "build", "-q", "-o", f"type=tar,dest={tar}", str(ctx)).returncode == 0
+        with tarfile.open(tar) as t:
+            assert "from-stage" in t.getnames()
+    finally:
+        engine.docker("rmi", *tags, check=False)

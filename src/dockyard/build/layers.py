@@ -58,8 +58,11 @@ async def commit(daemon: Any, parent: Any | None, doc: dict[str, Any], key: str 
     """The image of `doc` over `parent`'s layers (and the snapshot `key`'s changes, if a key
     is given); the EngineImage."""
     sup = daemon.supervisor
+    # the step's snapshot is the new layer's: the supervisor commits it as the new chain
+    # (consume) instead of extracting the layer it just wrote
     request = diff_pb.CommitRequest(snapshotter=SNAPSHOTTER, key=key,
-                                    config=json.dumps(doc).encode(), name="")
+                                    config=json.dumps(doc).encode(), name="",
+                                    consume=bool(key))
     if parent is not None:
         d = parent.resolved.descriptor
         request.parent.media_type, request.parent.digest, request.parent.size = (

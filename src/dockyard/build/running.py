@@ -57,7 +57,8 @@ async def run(daemon: Any, image: Any, config: dict[str, Any], argv: list[str], 
         await emit(f" ---> Running in {c.id[:12]}\n")
         await svc.start_container(c)
         query = LogQuery(follow=True, stdout=True, stderr=True)
-        async for entry in entries(c, query, running=lambda: c.state.running):
+        # a short poll: the step ends when its output does, not up to 0.1 s later
+        async for entry in entries(c, query, running=lambda: c.state.running, poll=0.01):
             await emit(entry.data.decode(errors="replace"))
         status = (await svc.wait(c, "not-running"))["StatusCode"]
         targets = [m["Target"] for m in mounts or []] + list(tmpfs or {})

@@ -409,3 +409,11 @@ RUN --network=none ip -o link | wc -l > /links
             assert "from-stage" in t.getnames()
     finally:
         engine.docker("rmi", *tags, check=False)
+
+
+def test_a_bad_tag_is_refused_before_anything_is_built(engine, tmp_path):
+    ctx = write(tmp_path, {"Dockerfile": "FROM busybox\nRUN echo never > /x\n"})
+    r = engine.sdk.api.post(engine.sdk.api._url("/build"), params={"t": "Bad:Tag:x"},
+                            data=b"", headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 400 and "invalid reference format" in r.json()["message"]
+    del ctx

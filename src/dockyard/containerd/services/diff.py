@@ -6,7 +6,9 @@
                            build's ENV, CMD, LABEL… change the config and nothing else)
       config               the engine's, with that diff ID appended to rootfs.diff_ids
       put_image            config + manifest over the parent's layers and the new one
-      unpack               the new chain's snapshot, so that the image runs at once
+      unpack               the new chain's snapshot, so that the image runs at once; with
+                           `consume`, the active snapshot itself is committed under the new
+                           chain ID instead (its files are the layer's: no second extraction)
       tag                  `name`, or the manifest's digest (Docker's dangling image)
 
 All of it under one lease: a failure leaves nothing named, and the collector takes the rest.
@@ -15,6 +17,7 @@ All of it under one lease: a failure leaves nothing named, and the collector tak
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import grpc
 
@@ -30,7 +33,7 @@ from dockyard.image.manifest import Descriptor
 
 
 def commit(lib: ImageLibrary, key: str, parent: Descriptor | None, config: bytes,
-           name: str) -> tuple[Descriptor, str, str]:
+           name: str, consume: bool = False) -> tuple[Descriptor, str, str]:
     """(manifest descriptor, config digest, diff ID) of the committed image."""
     try:
         doc = json.loads(config)
@@ -53,9 +56,26 @@ def commit(lib: ImageLibrary, key: str, parent: Descriptor | None, config: bytes
         config_bytes = json.dumps(doc, separators=(",", ":")).encode()
         target = lib.put_image(config_bytes, [x.descriptor for x in layers] + new, lease,
                                docker=True)
+        if consume and key:
+            _take_over(lib, lease, key, [*(str(x.diff_id) for x in layers), diff_id])
         lib.unpack(target)
         lib.tag(name or str(target.digest), target)
     return target, str(lib.resolve(target).manifest.config.digest), diff_id
+
+
+def _take_over(lib: ImageLibrary, lease: str, key: str, diff_ids: list[Any]) -> None:
+    """Commit the active snapshot `key` as the chain of `diff_ids` (it was prepared on the
+    chain of all but the last, and its changes are the last layer); if that chain exists
+    already, the active snapshot just goes."""
+    from dockyard.image.errors import AlreadyExists
+    from dockyard.image.layers.chain import chain_id
+
+    name = str(chain_id(diff_ids))
+    lib.hold_snapshot(lease)(name)
+    try:
+        lib.snapshotter.commit(name, key)
+    except AlreadyExists:
+        lib.snapshotter.remove(key)
 
 
 class DiffService(rpc.DiffServicer):
@@ -71,7 +91,7 @@ class DiffService(rpc.DiffServicer):
         parent = (descriptor_from_proto(request.parent, "parent")
                   if request.HasField("parent") else None)
         target, config_digest, diff_id = await blocking(
-            commit, lib, request.key, parent, request.config, request.name)
+            commit, lib, request.key, parent, request.config, request.name, request.consume)
         self.sup.events.publish(ns, "/images/create", {"name": request.name or
                                                        str(target.digest)})
         return pb.CommitResponse(target=descriptor_to_proto(target),

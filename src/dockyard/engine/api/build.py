@@ -68,8 +68,11 @@ def options(request: web.Request) -> dict[str, Any]:
     if platform and platform.split("/")[:2] not in (["linux", "amd64"], ["linux"]):
         raise InvalidParameter(f"\"{platform}\": unsupported platform: this host builds "
                                "linux/amd64")
+    tags = q.getall("t", [])
+    for tag in tags:
+        _check_tag(tag)
     return {"options": BuildOptions(
-        tags=q.getall("t", []), dockerfile=q.get("dockerfile") or "Dockerfile",
+        tags=tags, dockerfile=q.get("dockerfile") or "Dockerfile",
         build_args=_json_map(request, "buildargs"), labels=_json_map(request, "labels"),
         target=q.get("target", ""), no_cache=query_bool(request, "nocache"),
         pull=query_bool(request, "pull"), quiet=query_bool(request, "q"),
@@ -101,6 +104,30 @@ def take_secrets(ctx: Path, dest: Path) -> dict[str, Path]:
         return {}
     shutil.move(src, dest)
     return {p.name: p for p in dest.iterdir() if p.is_file() and not p.is_symlink()}
+
+
+def _check_tag(tag: str) -> None:
+    from dockyard.image import reference
+    from dockyard.image.errors import ImageError
+
+    try:
+        ref = reference.parse(tag)
+    except ImageError:
+        ref = None
+    if ref is None or ref.digest:
+        raise InvalidParameter(f"Error parsing reference: {json.dumps(tag)} is not a valid "
+                               "repository/tag: invalid reference format")
+
+
+def _familiar(tag: str) -> str:
+    """A tag as dockerd reports it: familiar, with its default tag ("name:latest")."""
+    from dockyard.image import reference
+    from dockyard.image.errors import ImageError
+
+    try:
+        return reference.parse(tag).with_default_tag().familiar()
+    except ImageError:
+        return tag
 
 
 def _known_errors() -> tuple[type[Exception], ...]:
@@ -144,7 +171,7 @@ def routes(daemon: Any) -> list[Route]:
             else:
                 await emit(f"Successfully built {image_id.removeprefix('sha256:')[:12]}\n")
                 for tag in opts.tags:
-                    await emit(f"Successfully tagged {tag}\n")
+                    await emit(f"Successfully tagged {_familiar(tag)}\n")
         except EngineError as e:
             code = getattr(e, "code", 1) or 1
             await send({"errorDetail": {"code": code, "message": e.message},

@@ -55,10 +55,10 @@ def fixed_time(ns: int) -> bytes:
 
 
 async def entries(c: Container, q: LogQuery, running: Callable[[], bool],
-                  wanted: Callable[[], bool] = lambda: True
+                  wanted: Callable[[], bool] = lambda: True, poll: float = 0.1
                   ) -> AsyncIterator[jsonlog.LogEntry]:
-    """The selected entries, from a reader thread; following ends when the container does,
-    or when `wanted()` turns false (the client went away)."""
+    """The selected entries, from a reader thread; following ends when the container does
+    (seen within `poll` seconds), or when `wanted()` turns false (the client went away)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue(1024)
     stop = threading.Event()
@@ -79,7 +79,7 @@ async def entries(c: Container, q: LogQuery, running: Callable[[], bool],
             try:
                 if q.follow:
                     it = jsonlog.follow_logs(c.log_path, stop=lambda: stop.is_set()
-                                             or not running(), **kw)
+                                             or not running(), poll=poll, **kw)
                 else:
                     it = jsonlog.read_logs(c.log_path, **kw)
             except FileNotFoundError:

@@ -27,17 +27,17 @@ _sym_db = _symbol_database.Default()
 from dockyard.api.types import descriptor_pb2 as dockyard_dot_api_dot_types_dot_descriptor__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(dockyard/api/services/diff/v1/diff.proto\x12\x19\x64ockyard.services.diff.v1\x1a#dockyard/api/types/descriptor.proto\"{\n\rCommitRequest\x12\x13\n\x0bsnapshotter\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12*\n\x06parent\x18\x03 \x01(\x0b\x32\x1a.dockyard.types.Descriptor\x12\x0e\n\x06\x63onfig\x18\x04 \x01(\x0c\x12\x0c\n\x04name\x18\x05 \x01(\t\"d\n\x0e\x43ommitResponse\x12*\n\x06target\x18\x01 \x01(\x0b\x32\x1a.dockyard.types.Descriptor\x12\x15\n\rconfig_digest\x18\x02 \x01(\t\x12\x0f\n\x07\x64iff_id\x18\x03 \x01(\t2e\n\x04\x44iff\x12]\n\x06\x43ommit\x12(.dockyard.services.diff.v1.CommitRequest\x1a).dockyard.services.diff.v1.CommitResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n(dockyard/api/services/diff/v1/diff.proto\x12\x19\x64ockyard.services.diff.v1\x1a#dockyard/api/types/descriptor.proto\"\x8c\x01\n\rCommitRequest\x12\x13\n\x0bsnapshotter\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12*\n\x06parent\x18\x03 \x01(\x0b\x32\x1a.dockyard.types.Descriptor\x12\x0e\n\x06\x63onfig\x18\x04 \x01(\x0c\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0f\n\x07\x63onsume\x18\x06 \x01(\x08\"d\n\x0e\x43ommitResponse\x12*\n\x06target\x18\x01 \x01(\x0b\x32\x1a.dockyard.types.Descriptor\x12\x15\n\rconfig_digest\x18\x02 \x01(\t\x12\x0f\n\x07\x64iff_id\x18\x03 \x01(\t2e\n\x04\x44iff\x12]\n\x06\x43ommit\x12(.dockyard.services.diff.v1.CommitRequest\x1a).dockyard.services.diff.v1.CommitResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dockyard.api.services.diff.v1.diff_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_COMMITREQUEST']._serialized_start=108
-  _globals['_COMMITREQUEST']._serialized_end=231
-  _globals['_COMMITRESPONSE']._serialized_start=233
-  _globals['_COMMITRESPONSE']._serialized_end=333
-  _globals['_DIFF']._serialized_start=335
-  _globals['_DIFF']._serialized_end=436
+  _globals['_COMMITREQUEST']._serialized_start=109
+  _globals['_COMMITREQUEST']._serialized_end=249
+  _globals['_COMMITRESPONSE']._serialized_start=251
+  _globals['_COMMITRESPONSE']._serialized_end=351
+  _globals['_DIFF']._serialized_start=353
+  _globals['_DIFF']._serialized_end=454
 # @@protoc_insertion_point(module_scope)

@@ -9,18 +9,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class CommitRequest(_message.Message):
-    __slots__ = ("snapshotter", "key", "parent", "config", "name")
+    __slots__ = ("snapshotter", "key", "parent", "config", "name", "consume")
     SNAPSHOTTER_FIELD_NUMBER: _ClassVar[int]
     KEY_FIELD_NUMBER: _ClassVar[int]
     PARENT_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
+    CONSUME_FIELD_NUMBER: _ClassVar[int]
     snapshotter: str
     key: str
     parent: _descriptor_pb2.Descriptor
     config: bytes
     name: str
-    def __init__(self, snapshotter: _Optional[str] = ..., key: _Optional[str] = ..., parent: _Optional[_Union[_descriptor_pb2.Descriptor, _Mapping]] = ..., config: _Optional[bytes] = ..., name: _Optional[str] = ...) -> None: ...
+    consume: bool
+    def __init__(self, snapshotter: _Optional[str] = ..., key: _Optional[str] = ..., parent: _Optional[_Union[_descriptor_pb2.Descriptor, _Mapping]] = ..., config: _Optional[bytes] = ..., name: _Optional[str] = ..., consume: _Optional[bool] = ...) -> None: ...
 
 class CommitResponse(_message.Message):
     __slots__ = ("target", "config_digest", "diff_id")

@@ -14,13 +14,15 @@ miss. As with the classic builder, the images of intermediate steps are not list
 `docker images` (only with -a) nor pruned as dangling; a build's result ("final") is.
 
 Rewritten whole (write_atomic) after every change, so a kill -9 leaves the old file or
-the new one; the owner (the engine's builder) serializes writers.
+the new one. Steps of parallel stages and concurrent builds write from worker threads: one
+lock serializes them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -40,6 +42,7 @@ def step_key(parent: str, *parts: Any) -> str:
 class BuildCache:
     def __init__(self, root: Path) -> None:
         self.path = root / "cache.json"
+        self.lock = threading.Lock()
         self.entries: dict[str, dict[str, Any]] = self._load()
 
     def _load(self) -> dict[str, dict[str, Any]]:
@@ -53,35 +56,44 @@ class BuildCache:
         return {k: v for k, v in entries.items() if isinstance(v, dict)
                 and isinstance(v.get("image"), str)} if isinstance(entries, dict) else {}
 
+    def items(self) -> list[tuple[str, dict[str, Any]]]:
+        with self.lock:
+            return [(k, dict(v)) for k, v in self.entries.items()]
+
     def get(self, key: str) -> str | None:
         entry = self.entries.get(key)
         return entry["image"] if entry else None
 
     def put(self, key: str, image: str) -> None:
-        self.entries[key] = {"image": image, "created": time.time(),
-                             "final": bool(self.entries.get(key, {}).get("final"))}
-        self._save()
-
-    def mark_final(self, key: str) -> None:
-        entry = self.entries.get(key)
-        if entry is not None and not entry.get("final"):
-            entry["final"] = True
+        with self.lock:
+            self.entries[key] = {"image": image, "created": time.time(),
+                                 "final": bool(self.entries.get(key, {}).get("final"))}
             self._save()
 
+    def mark_final(self, key: str) -> None:
+        with self.lock:
+            entry = self.entries.get(key)
+            if entry is not None and not entry.get("final"):
+                entry["final"] = True
+                self._save()
+
     def images(self) -> set[str]:
-        return {e["image"] for e in self.entries.values()}
+        with self.lock:
+            return {e["image"] for e in self.entries.values()}
 
     def intermediates(self) -> set[str]:
         """Images only ever made by a step that was not a build's last."""
-        final = {e["image"] for e in self.entries.values() if e.get("final")}
+        with self.lock:
+            final = {e["image"] for e in self.entries.values() if e.get("final")}
         return self.images() - final
 
     def drop(self, keys: Iterable[str]) -> None:
-        gone = [k for k in keys if k in self.entries]
-        for k in gone:
-            del self.entries[k]
-        if gone:
-            self._save()
+        with self.lock:
+            gone = [k for k in keys if k in self.entries]
+            for k in gone:
+                del self.entries[k]
+            if gone:
+                self._save()
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

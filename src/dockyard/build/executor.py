@@ -105,7 +105,7 @@ async def prune_cache(daemon: Any, filters: Mapping[str, list[str]], *,
     service = daemon.images
     deleted: list[str] = []
     reclaimed = 0
-    for key, entry in list(cache.entries.items()):
+    for key, entry in cache.items():
         cache.drop([key])
         deleted.append(key.removeprefix("sha256:")[:25])
         try:

@@ -21,18 +21,21 @@ from tests.conftest import unique
 pytestmark = pytest.mark.root
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _classic_builder():
+    """The docker CLI talks the classic builder's API (ours) only with BuildKit off; set for
+    the module, so that builds on several threads see it too."""
+    old = os.environ.get("DOCKER_BUILDKIT")
+    os.environ["DOCKER_BUILDKIT"] = "0"
+    yield
+    if old is None:
+        os.environ.pop("DOCKER_BUILDKIT", None)
+    else:
+        os.environ["DOCKER_BUILDKIT"] = old
+
+
 def build(engine, ctx: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {"DOCKER_BUILDKIT": "0"}
-    old = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        return engine.docker("build", *args, str(ctx), check=check, timeout=180)
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    return engine.docker("build", *args, str(ctx), check=check, timeout=180)
 
 
 def write(ctx: Path, files: dict[str, str]) -> Path:
@@ -417,3 +420,28 @@ def test_a_bad_tag_is_refused_before_anything_is_built(engine, tmp_path):
                             data=b"", headers={"Content-Type": "application/x-tar"})
     assert r.status_code == 400 and "invalid reference format" in r.json()["message"]
     del ctx
+
+
+def test_concurrent_builds_share_the_cache_safely(engine, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    tags = [unique("bw") for _ in range(3)]
+    dirs = []
+    for i, tag in enumerate(tags):
+        dirs.append(write(tmp_path / tag, {"Dockerfile": f"""FROM busybox AS one
+RUN echo one {i % 2} > /one
+FROM busybox AS two
+RUN echo two {i % 2} > /two
+FROM busybox
+COPY --from=one /one /one
+COPY --from=two /two /two
+"""}))
+    try:
+        with ThreadPoolExecutor(3) as pool:
+            done = list(pool.map(lambda a: build(engine, a[0], "-t", a[1]), zip(dirs, tags,
+                                                                                strict=True)))
+        assert all(p.returncode == 0 for p in done)
+        for i, tag in enumerate(tags):
+            assert run(engine, tag, "cat", "/one", "/two") == f"one {i % 2}\ntwo {i % 2}\n"
+    finally:
+        engine.docker("rmi", *tags, check=False)

@@ -20,6 +20,7 @@ defaults; ENV wins over ARG.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import time
 from dataclasses import dataclass
@@ -68,16 +69,18 @@ class StageRunner:
         self.opts = opts
         self.ctx = ctx
         self.df = df
-        self.emit = emit
         self.total = total
         self.results: dict[int, asyncio.Future[State]] = {}
         self.used_args: set[str] = set()
+        self.output = _Ordered(emit)
+        self.emit = self.output.emit
 
     # -- stages ----------------------------------------------------------------------------
 
     async def run(self, stages: list[Any]) -> Any:
         loop = asyncio.get_running_loop()
         self.results = {s.index: loop.create_future() for s in stages}
+        self.output.order = [s.index for s in stages]
         numbers, n = {}, 1
         for s in stages:
             numbers[s.index] = n
@@ -103,6 +106,7 @@ class StageRunner:
 
     async def _stage(self, stage: Any, number: int) -> None:
         fut = self.results[stage.index]
+        _STAGE.set(stage.index)
         try:
             state, env = await self._from(stage, number)
             for i, instruction in enumerate(stage.instructions, start=number + 1):
@@ -113,6 +117,8 @@ class StageRunner:
             if not fut.done():
                 fut.set_exception(e)
             raise
+        finally:
+            await self.output.finish(stage.index)
 
     async def stage_state(self, ref: str) -> State | None:
         """The result of an earlier stage named (or numbered) `ref`; None if no stage is."""
@@ -303,6 +309,37 @@ class StageRunner:
             return await filesteps.copy(self, state, env, i)
         raise InvalidParameter(f"dockerfile parse error on line {i.line}: unknown "
                                f"instruction: {i.keyword}")
+
+
+_STAGE: contextvars.ContextVar[int | None] = contextvars.ContextVar("stage", default=None)
+
+
+class _Ordered:
+    """The stages' output in the order of the stages, as the classic builder (which runs them
+    one after the other) prints it: the first unfinished stage's lines go out as they come,
+    a later stage's wait until every stage before it is done."""
+
+    def __init__(self, out: Emit) -> None:
+        self.out = out
+        self.order: list[int] = []
+        self.pos = 0
+        self.held: dict[int, list[str]] = {}
+        self.done: set[int] = set()
+
+    async def emit(self, text: str) -> None:
+        stage = _STAGE.get()
+        if stage is None or self.pos >= len(self.order) or stage == self.order[self.pos]:
+            await self.out(text)
+        else:
+            self.held.setdefault(stage, []).append(text)
+
+    async def finish(self, stage: int) -> None:
+        self.done.add(stage)
+        while self.pos < len(self.order) and self.order[self.pos] in self.done:
+            self.pos += 1
+            if self.pos < len(self.order):
+                for text in self.held.pop(self.order[self.pos], []):
+                    await self.out(text)
 
 
 def _shown(i: Any) -> str:

@@ -325,8 +325,16 @@ COPY --from=right /out /right
 COPY --from=0 /out /first
 """})
     try:
-        build(engine, ctx, "-t", tag)
+        out = build(engine, ctx, "-t", tag).stdout.decode()
         assert run(engine, tag, "cat", "/left", "/right", "/first") == "left\nright\nleft\n"
+        # run side by side, shown one stage after the other, as the classic builder shows them
+        steps = [int(n) for n in re.findall(r"^Step (\d+)/8 :", out, re.M)]
+        assert steps == list(range(1, 9)), out
+        lines = out.splitlines()
+        running = [i for i, line in enumerate(lines) if "Running in" in line]
+        assert lines.index("Step 2/8 : RUN echo left > /out") < running[0] < \
+            lines.index("Step 3/8 : FROM busybox AS right") < \
+            lines.index("Step 4/8 : RUN echo right > /out") < running[1]
     finally:
         engine.docker("rmi", tag, check=False)
 

@@ -56,6 +56,10 @@ class Daemon:
         for d in (self.data_root, self.exec_root):
             d.mkdir(parents=True, exist_ok=True, mode=0o711)
         self.engine_id = self._engine_id()
+        from dockyard.engine import scratch
+
+        for path in await asyncio.to_thread(scratch.clean, self.data_root / "tmp"):
+            log.warning("left in place, still mounted: %s", path)
         address = self.config.containerd or await asyncio.to_thread(
             ensure_managed, str(self.data_root), str(self.exec_root), self.config.log_level)
         self.sup = Supervisor(address)

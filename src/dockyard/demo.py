@@ -59,7 +59,12 @@ def main() -> int:
     exec_root = Path("/run") / token
     sock = exec_root / "dockyard.sock"
     host = f"unix://{sock}"
-    (work / "daemon.json").write_text(json.dumps({"cgroup-parent": f"/{token}"}))
+    # Its own bridge and nftables table (a dockyardd of the host's keeps its own), and the
+    # host's ip_forward left as it is: the demo's containers talk to nothing beyond it.
+    tag = token.rsplit("-", 1)[-1][:8]
+    (work / "daemon.json").write_text(json.dumps({
+        "cgroup-parent": f"/{token}", "bridge": f"dyd{tag}", "nft-table": f"dockyard_demo_{tag}",
+        "ip-forward": False}))
     engine = None
     try:
         with ImageLibrary(work / "images") as lib:

@@ -158,6 +158,7 @@ def routes(daemon: Any) -> list[Route]:
             if not opts.quiet:
                 await send({"stream": text})
 
+        last: list[dict[str, Any]] = []  # sent once the context is gone from the disk
         try:
             with open(tar, "rb") as stream:
                 ctx = await asyncio.to_thread(extract_context, stream, work / "context",
@@ -165,25 +166,28 @@ def routes(daemon: Any) -> list[Route]:
             tar.unlink()
             opts.secrets = await asyncio.to_thread(take_secrets, ctx, work / "secrets")
             image_id = await Builder(daemon).build(opts, ctx, emit)
-            await send({"aux": {"ID": image_id}})
+            last.append({"aux": {"ID": image_id}})
             if opts.quiet:
-                await send({"stream": image_id + "\n"})
+                last.append({"stream": image_id + "\n"})
             else:
-                await emit(f"Successfully built {image_id.removeprefix('sha256:')[:12]}\n")
-                for tag in opts.tags:
-                    await emit(f"Successfully tagged {_familiar(tag)}\n")
+                last.append({"stream": f"Successfully built "
+                                       f"{image_id.removeprefix('sha256:')[:12]}\n"})
+                last += [{"stream": f"Successfully tagged {_familiar(tag)}\n"}
+                         for tag in opts.tags]
         except EngineError as e:
             code = getattr(e, "code", 1) or 1
-            await send({"errorDetail": {"code": code, "message": e.message},
-                        "error": e.message})
+            last.append({"errorDetail": {"code": code, "message": e.message},
+                         "error": e.message})
         except Exception as e:  # the context's, the Dockerfile's, a step's: in the stream
             if not isinstance(e, _known_errors()):
                 log.exception("build failed")
-            await send({"errorDetail": {"code": 1, "message": str(e)}, "error": str(e)})
+            last.append({"errorDetail": {"code": 1, "message": str(e)}, "error": str(e)})
         finally:
             with contextlib.suppress(OSError):
                 tar.unlink()
             await asyncio.to_thread(shutil.rmtree, work, True)
+        for message in last:
+            await send(message)
         return response
 
     async def prune(request: web.Request) -> web.Response:

@@ -16,6 +16,10 @@ a build has no use for them and they would need privileges. Names:
 
     strict (a context)   "../x" or "/x" refused with UnsafeArchive
     lenient (ADD)        "/x" is x below the scope; a ".." that leaves the scope refused
+
+The names are checked here; the writing is the engine's own extractor (the one `docker cp`
+uploads go through: engine/containers/untar.py), told to keep symlinks as written and to
+make no devices.
 """
 
 from __future__ import annotations
@@ -25,15 +29,14 @@ import gzip
 import io
 import lzma
 import os
-import shutil
-import stat
 import tarfile
 from pathlib import Path
 from typing import BinaryIO, cast
 
 import zstandard
 
-from dockyard.image.errors import InvalidArgument
+from dockyard.engine.containers.untar import Extractor
+from dockyard.engine.errors import EngineError
 from dockyard.image.layers.safepath import Root
 
 CHUNK = 1 << 20
@@ -155,111 +158,24 @@ def extract(stream: BinaryIO, scope: str | os.PathLike[str], *, strict: bool,
         keep_owner = os.geteuid() == 0
     source = cast(BinaryIO, io.BufferedReader(_Limited(decompressed(stream), max_size), CHUNK))
     root = Root(scope, _make_parent)
+
+    def accept(m: tarfile.TarInfo) -> bool:
+        member_parts(m.name, strict)  # raises for what is not taken, at all
+        return m.isdir() or m.isreg() or m.issym() or m.islnk()  # no devices, fifos
+
+    # the engine's extractor (engine/containers/untar.py), without its symlink check:
+    # a context's links are kept as written and never followed
+    extractor = Extractor(root, (), False, None, links_inside=False, devices=False,
+                          keep_owner=keep_owner)
     try:
         with tarfile.open(fileobj=source, mode="r|") as tar:
-            _Extractor(root, strict, keep_owner).run(tar)
+            extractor.run(tar, accept)
     except tarfile.TarError as e:
         raise ArchiveError(f"cannot read the archive: {e}") from e
+    except EngineError as e:
+        raise UnsafeArchive(e.message) from None
     finally:
         root.close()
-
-
-class _Extractor:
-    def __init__(self, root: Root, strict: bool, keep_owner: bool) -> None:
-        self.root, self.strict, self.keep_owner = root, strict, keep_owner
-        self.dir_times: list[tuple[tuple[str, ...], int]] = []
-
-    def run(self, tar: tarfile.TarFile) -> None:
-        for member in tar:
-            self.member(tar, member)
-            self.root.release()
-        for parts, mtime in reversed(self.dir_times):  # children first touched the parents
-            found = self._dir(parts[:-1], False)
-            if found is not None:
-                os.utime(parts[-1], (mtime, mtime), dir_fd=found, follow_symlinks=False)
-
-    def _dir(self, parts: tuple[str, ...], create: bool) -> int | None:
-        try:
-            found = self.root.dir(parts, create)
-        except InvalidArgument as e:
-            raise UnsafeArchive(f"invalid tar member path {'/'.join(parts)!r}: {e}") from None
-        return None if found is None else found[0]
-
-    def member(self, tar: tarfile.TarFile, m: tarfile.TarInfo) -> None:
-        parts = member_parts(m.name, self.strict)
-        if not parts or not (m.isdir() or m.isreg() or m.issym() or m.islnk()):
-            return  # the scope itself; devices, fifos and other types are skipped
-        parent = self._dir(parts[:-1], True)
-        assert parent is not None
-        name = parts[-1]
-        if not self._clear(parent, name, m.isdir()):
-            self._set(parent, name, m)
-            return
-        if m.isdir():
-            os.mkdir(name, 0o700, dir_fd=parent)
-            self.dir_times.append((parts, int(m.mtime)))
-        elif m.isreg():
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
-                         os.O_CLOEXEC, 0o600, dir_fd=parent)
-            with os.fdopen(fd, "wb") as f:
-                data = tar.extractfile(m)
-                if data is not None:
-                    shutil.copyfileobj(data, f, CHUNK)
-        elif m.issym():
-            os.symlink(m.linkname, name, dir_fd=parent)
-        else:
-            self._hardlink(parent, name, m)
-            return
-        self._set(parent, name, m)
-
-    def _clear(self, parent: int, name: str, is_dir: bool) -> bool:
-        """Make room for a member: False when it is a directory over a directory (kept)."""
-        try:
-            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
-        except FileNotFoundError:
-            return True
-        if stat.S_ISDIR(st.st_mode):
-            if is_dir:
-                return False
-            shutil.rmtree(name, dir_fd=parent)
-            self.root.forget()
-        else:
-            os.unlink(name, dir_fd=parent)
-            if stat.S_ISLNK(st.st_mode):
-                self.root.forget()
-        return True
-
-    def _hardlink(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
-        try:
-            target = member_parts(m.linkname, strict=False)
-        except UnsafeArchive:
-            target = ()
-        found = self._dir(target[:-1], False) if target else None
-        if found is None:
-            raise UnsafeArchive(f"invalid hardlink {m.name!r} -> {m.linkname!r}: the target "
-                                "must be in the archive")
-        try:
-            os.link(target[-1], name, src_dir_fd=found, dst_dir_fd=parent,
-                    follow_symlinks=False)
-        except OSError as e:
-            raise UnsafeArchive(f"invalid hardlink {m.name!r} -> {m.linkname!r}: {e}") from e
-
-    def _set(self, parent: int, name: str, m: tarfile.TarInfo) -> None:
-        """Owner, mode and times on the very inode (never a followed name)."""
-        if m.issym():
-            if self.keep_owner:
-                os.chown(name, m.uid, m.gid, dir_fd=parent, follow_symlinks=False)
-            os.utime(name, (m.mtime, m.mtime), dir_fd=parent, follow_symlinks=False)
-            return
-        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-        try:
-            proc = f"/proc/self/fd/{fd}"
-            if self.keep_owner:
-                os.chown(proc, m.uid, m.gid)
-            os.chmod(proc, m.mode & 0o7777)
-        finally:
-            os.close(fd)
-        os.utime(name, (m.mtime, m.mtime), dir_fd=parent, follow_symlinks=False)
 
 
 def extract_path(archive: str | os.PathLike[str], scope: Path) -> None:

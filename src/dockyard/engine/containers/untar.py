@@ -10,6 +10,11 @@ with Docker's archive.Untar checks, relative to the destination directory:
 Directories are walked with safepath.Root (symlinks resolved inside the container's root);
 the last component is created with *at() calls and O_NOFOLLOW, an existing one replaced,
 never written through; owner, mode and times are set on the very inode.
+
+The builder unpacks build contexts and ADD's archives with the same Extractor
+(build/archives.py): it checks names more strictly first, keeps a context's symlinks as
+written (`links_inside=False`: never followed, they may point anywhere), makes no devices,
+and keeps owners only when it runs as root.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import shutil
 import stat
 import tarfile
+from collections.abc import Callable
 
 from dockyard.engine.errors import EngineError, InvalidParameter
 from dockyard.image.errors import InvalidArgument
@@ -54,13 +60,18 @@ def _inside(real: Parts, dest: Parts) -> bool:
 
 class Extractor:
     def __init__(self, root: Root, dest: Parts, no_overwrite: bool,
-                 chown: tuple[int, int] | None) -> None:
+                 chown: tuple[int, int] | None, *, links_inside: bool = True,
+                 devices: bool = True, keep_owner: bool = True) -> None:
         self.root, self.dest, self.no_overwrite, self.chown = root, dest, no_overwrite, chown
+        self.links_inside, self.devices, self.keep_owner = links_inside, devices, keep_owner
         self.dir_times: list[tuple[Parts, int]] = []
 
-    def run(self, tar: tarfile.TarFile) -> None:
+    def run(self, tar: tarfile.TarFile,
+            accept: Callable[[tarfile.TarInfo], bool] = lambda m: True) -> None:
+        """Every member `accept` takes (it may also raise), then the directories' times."""
         for member in tar:
-            self.member(tar, member)
+            if accept(member):
+                self.member(tar, member)
             self.root.release()
         for parts, mtime in reversed(self.dir_times):
             found = self._parent(parts)
@@ -84,7 +95,7 @@ class Extractor:
         if not _inside(real, self.dest):
             raise InvalidParameter(f'invalid path: "{m.name}": breakout from destination')
         name = parts[-1]
-        if m.issym():
+        if m.issym() and self.links_inside:
             target = m.linkname
             if not target.startswith("/"):
                 try:
@@ -109,7 +120,7 @@ class Extractor:
         elif m.islnk():
             self._hardlink(parent_fd, name, m)
             return
-        elif m.ischr() or m.isblk() or m.isfifo():
+        elif self.devices and (m.ischr() or m.isblk() or m.isfifo()):
             kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
             os.mknod(name, kind | 0o600, os.makedev(m.devmajor, m.devminor), dir_fd=parent_fd)
         else:
@@ -141,29 +152,39 @@ class Extractor:
             self.root.forget()
         else:
             os.unlink(name, dir_fd=parent_fd)
+            if stat.S_ISLNK(st.st_mode):  # the walk may have resolved through it
+                self.root.forget()
         return True
 
     def _hardlink(self, parent_fd: int, name: str, m: tarfile.TarInfo) -> None:
-        target = member_parts(m.linkname)
-        if not target:
-            raise InvalidParameter(f'invalid hardlink "{m.name}" -> "{m.linkname}"')
-        found = self.root.dir((*self.dest, *target[:-1]), False)
+        bad = f'invalid hardlink "{m.name}" -> "{m.linkname}"'
+        try:
+            target = member_parts(m.linkname)
+            found = self.root.dir((*self.dest, *target[:-1]), False) if target else None
+        except (InvalidParameter, InvalidArgument):
+            found = None
         if found is None or not _inside(found[1], self.dest):
-            raise InvalidParameter(f'invalid hardlink "{m.name}" -> "{m.linkname}"')
-        os.link(target[-1], name, src_dir_fd=found[0], dst_dir_fd=parent_fd,
-                follow_symlinks=False)
+            raise InvalidParameter(bad)
+        try:
+            os.link(target[-1], name, src_dir_fd=found[0], dst_dir_fd=parent_fd,
+                    follow_symlinks=False)
+        except OSError as e:  # not (yet) in the archive
+            raise InvalidParameter(f"{bad}: {e.strerror}") from None
 
     def _set(self, parent_fd: int, name: str, m: tarfile.TarInfo, *, created: bool) -> None:
         """Owner, mode and times, on the very inode (a descriptor, never a followed name)."""
         uid, gid = self.chown or (m.uid, m.gid)
+        owned = self.keep_owner or self.chown is not None
         if m.issym():
-            os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
+            if owned:
+                os.chown(name, uid, gid, dir_fd=parent_fd, follow_symlinks=False)
             os.utime(name, (m.mtime, m.mtime), dir_fd=parent_fd, follow_symlinks=False)
             return
         fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent_fd)
         try:
             proc = f"/proc/self/fd/{fd}"
-            os.chown(proc, uid, gid)
+            if owned:
+                os.chown(proc, uid, gid)
             os.chmod(proc, m.mode & 0o7777)
         finally:
             os.close(fd)

@@ -12,23 +12,17 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard.build import copying, layers
 from dockyard.build import instructions as ins
 from dockyard.engine.errors import EngineError, InvalidParameter
+from dockyard.units import rfc3339nano
 
 if TYPE_CHECKING:
     from dockyard.build.scope import StageEnv
     from dockyard.build.steps import StageRunner, State
-
-
-def _now() -> str:
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
-        f".{ns % 10**9:09d}Z"
 
 
 def _is_url(source: str) -> bool:
@@ -79,7 +73,7 @@ async def copy(runner: StageRunner, state: State, env: StageEnv, i: Any) -> Stat
 
         async def make() -> Any:
             shown = f"file:{digest.removeprefix('sha256:')}" if digest else ",".join(sources)
-            entry = {"created": _now(), "created_by": f"/bin/sh -c #(nop) {word} {shown} in "
+            entry = {"created": rfc3339nano(), "created_by": f"/bin/sh -c #(nop) {word} {shown} in "
                      f"{dest} "}
             doc = layers.next_doc(state.doc, config, [entry])
             return await layers.files_layer(runner.daemon, state.image, doc, change)
@@ -94,7 +88,7 @@ async def workdir(runner: StageRunner, state: State, config: dict[str, Any]) -> 
         copying.make_dirs(root, path)
 
     async def make() -> Any:
-        entry = {"created": _now(), "created_by": f"/bin/sh -c #(nop) WORKDIR {path}"}
+        entry = {"created": rfc3339nano(), "created_by": f"/bin/sh -c #(nop) WORKDIR {path}"}
         doc = layers.next_doc(state.doc, config, [entry])
         return await layers.files_layer(runner.daemon, state.image, doc, change)
 

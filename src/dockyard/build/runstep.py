@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dockyard.build import layers, running
 from dockyard.engine.errors import InvalidParameter
+from dockyard.image.layers.safepath import clean
+from dockyard.units import rfc3339nano
 
 if TYPE_CHECKING:
     from dockyard.build.scope import StageEnv
@@ -76,7 +77,7 @@ async def run(runner: StageRunner, state: State, env: StageEnv, i: Any) -> State
             entry = {"created": "", "created_by": " ".join(argv)}
 
             async def commit(c: Any) -> Any:
-                entry["created"] = _now()
+                entry["created"] = rfc3339nano()
                 doc = layers.next_doc(state.doc, config, [entry])
                 return await layers.commit(runner.daemon, state.image, doc, c.id)
 
@@ -101,7 +102,7 @@ async def _mounts(runner: StageRunner, stack: contextlib.AsyncExitStack,
             tmpfs[target] = f"size={m.size}" if getattr(m, "size", 0) else ""
         elif m.type == "bind":
             root = await bind_root(runner, stack, m.from_ or "")
-            source = _inside(root, m.source or "/")
+            source = root.joinpath(*clean(m.source or "/"))
             mounts.append({"Type": "bind", "Source": str(source), "Target": target,
                            "ReadOnly": m.readonly})
         elif m.type == "secret":
@@ -143,21 +144,3 @@ async def _empty_dir(runner: StageRunner) -> Any:
         yield d
 
 
-def _inside(root: Path, path: str) -> Path:
-    """`path` under `root`, never above it (.. stops at the root, as in the context)."""
-    parts: list[str] = []
-    for part in path.split("/"):
-        if part in ("", "."):
-            continue
-        if part == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(part)
-    return root.joinpath(*parts)
-
-
-def _now() -> str:
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
-        f".{ns % 10**9:09d}Z"

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,8 @@ from dockyard.build import layers
 from dockyard.build.cache import step_key
 from dockyard.build.scope import StageEnv
 from dockyard.engine.errors import EngineError, InvalidParameter, NotFound
+from dockyard.engine.images.progress import short_id as short
+from dockyard.units import rfc3339nano
 
 if TYPE_CHECKING:
     from dockyard.build.executor import Builder, BuildOptions, Emit
@@ -48,16 +49,6 @@ class State:
     @property
     def config(self) -> dict[str, Any]:
         return dict(self.doc.get("config") or {})
-
-
-def short(image_id: str) -> str:
-    return image_id.removeprefix("sha256:")[:12]
-
-
-def _now() -> str:
-    ns = time.time_ns()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + \
-        f".{ns % 10**9:09d}Z"
 
 
 class StageRunner:
@@ -201,7 +192,7 @@ class StageRunner:
     async def _config_step(self, state: State, parts: list[Any], config: dict[str, Any],
                            created_by: str) -> State:
         async def make() -> Any:
-            entry = {"created": _now(), "created_by": f"/bin/sh -c #(nop) {created_by}",
+            entry = {"created": rfc3339nano(), "created_by": f"/bin/sh -c #(nop) {created_by}",
                      "empty_layer": True}
             doc = layers.next_doc(state.doc, config, [entry])
             return await layers.commit(self.daemon, state.image, doc)

@@ -50,6 +50,15 @@ class Unavailable(EngineError):
     status = 503
 
 
+def with_status(status: int, message: str) -> EngineError:
+    """The engine's error for an HTTP status another layer chose (IPAM's, say)."""
+    for kind in (InvalidParameter, Forbidden, NotFound, Conflict, NotImplemented_,
+                 Unavailable):
+        if kind.status == status:
+            return kind(message)
+    return EngineError(message)
+
+
 def from_grpc(e: BaseException, what: str = "") -> EngineError:
     """A gRPC error from the supervisor in the engine's terms (its message kept)."""
     import grpc

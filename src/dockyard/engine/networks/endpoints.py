@@ -30,7 +30,12 @@ import socket
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dockyard.engine.errors import EngineError, Forbidden, InvalidParameter, NotFound
+from dockyard.engine.errors import (
+    EngineError,
+    Forbidden,
+    InvalidParameter,
+    with_status,
+)
 from dockyard.engine.networks import plumbing, ports
 from dockyard.engine.networks.model import Network
 from dockyard.network import ipam, netlink
@@ -167,7 +172,7 @@ class Endpoints:
                                         or ipam.mac_address(addr))
             except ipam.IpamError as e:
                 self._release_addresses(endpoint)
-                raise _engine_error(e) from None
+                raise with_status(e.status, e.message) from None
         c.network_settings["Networks"][net.name] = endpoint
         routed = not net.internal and not any(
             e.get("Gateway") and n != net.name for n, e in c.network_settings["Networks"].items()
@@ -185,7 +190,7 @@ class Endpoints:
     def _register(self, c: Container, net: Network, endpoint: dict[str, Any]) -> None:
         table = self.service.names
         table.set_domain(net.id, net.name)
-        addresses = [a for a in (endpoint["IPAddress"], endpoint["GlobalIPv6Address"]) if a]
+        addresses = [a for _, a in held(endpoint)]
         for name in endpoint.get("DNSNames") or []:
             table.add(net.id, name, addresses)
         for link in c.host_config.get("Links") or []:
@@ -197,10 +202,9 @@ class Endpoints:
                     table.add(f"links:{c.id}", alias, [theirs["IPAddress"]], ptr=False)
 
     def _unregister(self, c: Container, net_id: str, endpoint: dict[str, Any]) -> None:
-        table = self.service.names
+        addresses = [a for _, a in held(endpoint)]
         for name in endpoint.get("DNSNames") or []:
-            addresses = [a for a in (endpoint["IPAddress"], endpoint["GlobalIPv6Address"]) if a]
-            table.remove(net_id, name, addresses)
+            self.service.names.remove(net_id, name, addresses)
 
     async def _publish(self, c: Container, net: Network | None) -> None:
         """Hold the host ports and DNAT them to the first network's address."""
@@ -256,21 +260,20 @@ class Endpoints:
                 await server.close()
         self.service.names.remove_network(f"links:{c.id}")
         svc = self.service
-        addresses = [e[k] for e in (settings.get("Networks") or {}).values()
-                     for k in ("IPAddress", "GlobalIPv6Address") if e.get(k)]
+        addresses = [a for e in (settings.get("Networks") or {}).values()
+                     for _, a in held(e)]
         async with svc.lock:
-            held = bool(svc.ports.held(c.id))
+            published = bool(svc.ports.held(c.id))
             svc.ports.release(c.id)
-            for name, endpoint in (settings.get("Networks") or {}).items():
+            for endpoint in (settings.get("Networks") or {}).values():
                 self._unregister(c, endpoint.get("NetworkID", ""), endpoint)
                 self._release_addresses(endpoint)
-                del name
         path = settings.get("SandboxKey") or str(self.netns_dir / c.id)
         with contextlib.suppress(netlink.NetlinkError):
             await asyncio.to_thread(plumbing.sandbox_down, path)
         self.forget(addresses)
         c.network_settings = {}
-        if held:
+        if published:
             await svc.reconcile_firewall()
 
     def forget(self, addresses: list[str]) -> None:
@@ -288,14 +291,9 @@ class Endpoints:
             log.warning("deleting connection-tracking entries: %s", task.exception())
 
     def _release_addresses(self, endpoint: dict[str, Any]) -> None:
-        svc = self.service
-        for key, plen in (("IPAddress", "IPPrefixLen"),
-                          ("GlobalIPv6Address", "GlobalIPv6PrefixLen")):
-            if not endpoint.get(key):
-                continue
-            subnet = ipaddress.ip_interface(f"{endpoint[key]}/{endpoint[plen]}").network
+        for subnet, address in held(endpoint):
             with contextlib.suppress(ipam.IpamError):
-                svc.ipam.release_address(subnet, endpoint[key])
+                self.service.ipam.release_address(subnet, address)
 
     # -- connect / disconnect a running container ---------------------------------------
 
@@ -323,8 +321,7 @@ class Endpoints:
             self._release_addresses(endpoint)
         with contextlib.suppress(netlink.NetlinkError):
             await asyncio.to_thread(plumbing.endpoint_down, veth_name(endpoint["EndpointID"]))
-        self.forget([endpoint[k] for k in ("IPAddress", "GlobalIPv6Address")
-                     if endpoint.get(k)])
+        self.forget([a for _, a in held(endpoint)])
         server = self.resolvers.get(c.id)
         if server is not None:
             server.networks = [n for n in server.networks if n != net.id]
@@ -342,13 +339,9 @@ class Endpoints:
         svc = self.service
         async with svc.lock:
             for name, endpoint in (c.network_settings.get("Networks") or {}).items():
-                for key, plen in (("IPAddress", "IPPrefixLen"),
-                                  ("GlobalIPv6Address", "GlobalIPv6PrefixLen")):
-                    if endpoint.get(key):
-                        subnet = ipaddress.ip_interface(
-                            f"{endpoint[key]}/{endpoint[plen]}").network
-                        with contextlib.suppress(ipam.IpamError):
-                            svc.ipam.request_address(subnet, endpoint[key])
+                for subnet, address in held(endpoint):
+                    with contextlib.suppress(ipam.IpamError):
+                        svc.ipam.request_address(subnet, address)
                 with contextlib.suppress(EngineError):
                     net = svc.find_for_container(name)
                     if net.user_defined:
@@ -362,13 +355,19 @@ class Endpoints:
         out: dict[str, set[str]] = {}
         for c in self.service.containers():
             for endpoint in (c.network_settings.get("Networks") or {}).values():
-                for key, plen in (("IPAddress", "IPPrefixLen"),
-                                  ("GlobalIPv6Address", "GlobalIPv6PrefixLen")):
-                    if endpoint.get(key):
-                        subnet = ipaddress.ip_interface(
-                            f"{endpoint[key]}/{endpoint[plen]}").network
-                        out.setdefault(str(subnet), set()).add(endpoint[key])
+                for subnet, address in held(endpoint):
+                    out.setdefault(str(subnet), set()).add(address)
         return out
+
+
+def held(endpoint: dict[str, Any]) -> list[tuple[Any, str]]:
+    """(subnet, address) of each address an endpoint holds, IPv4 then IPv6."""
+    out = []
+    for key, plen in (("IPAddress", "IPPrefixLen"), ("GlobalIPv6Address", "GlobalIPv6PrefixLen")):
+        if endpoint.get(key):
+            out.append((ipaddress.ip_interface(f"{endpoint[key]}/{endpoint[plen]}").network,
+                        endpoint[key]))
+    return out
 
 
 def bindings_of(doc: dict[str, Any]) -> list[ports.Binding]:
@@ -414,10 +413,3 @@ def _links_in(netns: str) -> list[str]:
 
     return netlink.in_netns(netns, names)
 
-
-def _engine_error(e: ipam.IpamError) -> EngineError:
-    from dockyard.engine import errors
-
-    kind = {400: errors.InvalidParameter, 403: errors.Forbidden, 404: NotFound,
-            503: errors.Unavailable}.get(e.status, EngineError)
-    return kind(e.message)

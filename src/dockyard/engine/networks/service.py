@@ -37,6 +37,7 @@ from dockyard.engine.errors import (
     Forbidden,
     InvalidParameter,
     NotFound,
+    with_status,
 )
 from dockyard.engine.networks import filters as netfilters
 from dockyard.engine.networks import plumbing, portalloc, ports, predefined
@@ -248,7 +249,9 @@ class NetworkService:
         servers = list(c.host_config.get("Dns") or []) or list(self.config.dns)
         if servers:
             return servers
-        return hostfiles.embedded_dns_upstreams(_read(self.config.resolv_conf))
+        from dockyard.engine.containers.store import read_host_file
+
+        return hostfiles.embedded_dns_upstreams(read_host_file(self.config.resolv_conf, ""))
 
     def host_gateway(self) -> str | None:
         if self.config.host_gateway_ip:
@@ -360,7 +363,7 @@ class NetworkService:
                 for p in taken:
                     with contextlib.suppress(ipam.IpamError):
                         self.ipam.release_pool(p.subnet)
-                raise _status(e) from None
+                raise with_status(e.status, e.message) from None
             except BaseException:
                 for p in taken:
                     with contextlib.suppress(ipam.IpamError):
@@ -478,21 +481,6 @@ def _config_of(pool: ipam.Pool) -> dict[str, Any]:
     if pool.ip_range is not None:
         out["IPRange"] = str(pool.ip_range)
     return out
-
-
-def _status(e: ipam.IpamError) -> EngineError:
-    from dockyard.engine import errors
-
-    kind = {400: errors.InvalidParameter, 403: errors.Forbidden, 404: errors.NotFound,
-            503: errors.Unavailable}.get(e.status, EngineError)
-    return kind(e.message)
-
-
-def _read(path: str) -> str:
-    try:
-        return Path(path).read_text()
-    except OSError:
-        return ""
 
 
 def _created(net: Network) -> float:

@@ -38,7 +38,6 @@ class BuildOptions:
     pull: bool = False
     quiet: bool = False
     network: str = "default"
-    outputs: str = ""
     auth: dict[str, Any] = field(default_factory=dict)  # X-Registry-Config: host -> auth
     secrets: dict[str, Path] = field(default_factory=dict)  # id -> file (RUN --mount secret)
 

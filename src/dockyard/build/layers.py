@@ -101,19 +101,14 @@ async def drop_mountpoints(daemon: Any, key: str, targets: list[str]) -> None:
     """Remove from the snapshot `key` the mount points a step's mounts made (empty files and
     directories that none of its lower layers has), as BuildKit does: a RUN's cache, bind,
     tmpfs and secret mounts leave no trace in its layer, not even their names."""
+    from dockyard.engine.containers.changes import upper_and_lowers
+
     mounts = await Runtime(daemon.supervisor).mounts(key)
-    upper, lowers = "", []
-    for m in mounts:
-        for opt in m.options:
-            name, _, value = opt.partition("=")
-            if name == "upperdir":
-                upper = value
-            elif name == "lowerdir":
-                lowers = value.split(":")
-        if m.type == "bind" and not upper:
-            upper = m.source
-    if upper:
-        await asyncio.to_thread(_drop, Path(upper), [Path(x) for x in lowers], targets)
+    if len(mounts) == 1 and mounts[0].type == "bind":  # on scratch: the directory alone
+        upper, lowers = mounts[0].source, []
+    else:
+        upper, lowers = upper_and_lowers(mounts)
+    await asyncio.to_thread(_drop, Path(upper), [Path(x) for x in lowers], targets)
 
 
 def _drop(upper: Path, lowers: list[Path], targets: list[str]) -> None:

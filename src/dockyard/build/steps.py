@@ -127,8 +127,9 @@ class StageRunner:
         self.used_args |= env.used
         await self.emit(f"Step {number}/{self.total} : FROM {stage.base}"
                         f"{' AS ' + stage.name if stage.name else ''}\n")
-        earlier = await self.stage_state(base) if self.df.find_stage(base) is not None and \
-            self.df.find_stage(base).index < stage.index else None
+        named = self.df.find_stage(base)
+        earlier = await self.stage_state(base) if named is not None and \
+            named.index < stage.index else None
         if earlier is not None:
             state = earlier
         elif base == "scratch":

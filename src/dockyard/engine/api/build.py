@@ -54,9 +54,10 @@ def _json_map(request: web.Request, key: str) -> dict[str, str]:
     return {str(k): v if isinstance(v, str) or v is None else str(v) for k, v in value.items()}
 
 
-def options(request: web.Request) -> dict[str, Any]:
+def options(request: web.Request) -> Any:
     """The build's options from the query, checked as dockerd checks them."""
     from dockyard.build.executor import BuildOptions
+    from dockyard.build.layers import ARCH
 
     q = request.query
     if q.get("version", "1") not in ("1", ""):
@@ -65,20 +66,19 @@ def options(request: web.Request) -> dict[str, Any]:
     if q.get("remote"):
         raise InvalidParameter("remote build contexts are not supported")
     platform = q.get("platform", "")
-    if platform and platform.split("/")[:2] not in (["linux", "amd64"], ["linux"]):
+    if platform and platform.split("/")[:2] not in (["linux", ARCH], ["linux"]):
         raise InvalidParameter(f"\"{platform}\": unsupported platform: this host builds "
-                               "linux/amd64")
+                               f"linux/{ARCH}")
     tags = q.getall("t", [])
     for tag in tags:
         _check_tag(tag)
-    return {"options": BuildOptions(
+    return BuildOptions(
         tags=tags, dockerfile=q.get("dockerfile") or "Dockerfile",
         build_args=_json_map(request, "buildargs"), labels=_json_map(request, "labels"),
         target=q.get("target", ""), no_cache=query_bool(request, "nocache"),
         pull=query_bool(request, "pull"), quiet=query_bool(request, "q"),
         network=q.get("networkmode") or "default",
-        outputs=q.get("outputs", ""),
-        auth=decode_auth_header(request.headers.get("X-Registry-Config")))}
+        auth=decode_auth_header(request.headers.get("X-Registry-Config")))
 
 
 async def spool(request: web.Request, root: Path) -> Path:
@@ -143,7 +143,7 @@ def routes(daemon: Any) -> list[Route]:
         from dockyard.build.context import extract_context
         from dockyard.build.executor import Builder
 
-        opts = options(request)["options"]
+        opts = options(request)
         scratch = Path(daemon.data_root) / "tmp"
         tar = await spool(request, scratch)
         work = Path(tempfile.mkdtemp(prefix="build-", dir=scratch))

@@ -82,7 +82,7 @@ def _network_settings(c: Container, daemon: Any = None) -> dict[str, Any]:
 
     live = c.network_settings or {}
     networks: dict[str, Any] = {}
-    if bridged(c) or not network_name(c).startswith("container:"):
+    if not network_name(c).startswith("container:"):
         names = configured(c) if bridged(c) else {network_name(c): {}}
         for name, cfg in names.items():
             # dockerd names the network's ID once the container has been started

@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from dockyard.engine.containers.views import network_name
 from dockyard.engine.errors import (
     Conflict,
     EngineError,
@@ -49,16 +50,6 @@ from dockyard.network import ipam, netlink, nft, nftrules
 from dockyard.network.dns import NameTable
 
 log = logging.getLogger("dockyard.engine")
-
-
-def network_of(host_config: Mapping[str, Any]) -> str | None:
-    """The network a container's NetworkMode names (None for container:…)."""
-    mode = host_config.get("NetworkMode") or "default"
-    if mode == "default":
-        return "bridge"
-    if mode.startswith("container:"):
-        return None
-    return mode
 
 
 class NetworkService:
@@ -300,7 +291,7 @@ class NetworkService:
                 out[c.id] = {"Name": c.name, "EndpointID": endpoint["EndpointID"],
                              "MacAddress": endpoint.get("MacAddress") or "",
                              "IPv4Address": v4, "IPv6Address": v6}
-            elif net.driver != "bridge" and network_of(c.host_config) == net.name:
+            elif net.driver != "bridge" and network_name(c) == net.name:
                 out[c.id] = {"Name": c.name, "EndpointID": "", "MacAddress": "",
                              "IPv4Address": "", "IPv6Address": ""}
         return out
@@ -423,7 +414,7 @@ class NetworkService:
         endpoints = c.networking_config.setdefault("EndpointsConfig", {})
         endpoints.pop(net.name, None)
         endpoints.pop(net.id, None)
-        if network_of(c.host_config) == net.name:
+        if network_name(c) == net.name:
             c.host_config["NetworkMode"] = "none" if not endpoints else next(iter(endpoints))
         del force
 

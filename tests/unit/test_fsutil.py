@@ -1,5 +1,5 @@
 """fsutil.spread_subdirs: ext4's "top of directory hierarchies" flag, set where it exists and
-nothing done where it does not."""
+nothing done where it does not; fsutil.start_writeback: a hint that changes no byte."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.fsutil import spread_subdirs
+from dockyard.fsutil import spread_subdirs, start_writeback
+from dockyard.image.content.local import LocalStore
 from dockyard.image.snapshots.overlay import OverlaySnapshotter
 
 
@@ -59,3 +60,20 @@ def test_file_systems_without_the_flag_are_left_alone() -> None:
 def test_a_missing_directory_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         spread_subdirs(tmp_path / "missing")
+
+
+def test_the_content_store_spreads_its_ingests(ext4_dir: Path) -> None:
+    LocalStore(ext4_dir / "content").close()
+    assert "T" in lsattr(ext4_dir / "content" / "ingest")
+
+
+@pytest.mark.parametrize("where", ["/var/tmp", "/dev/shm"])
+def test_start_writeback_changes_nothing_in_the_file(where: str) -> None:
+    data = os.urandom(3 << 20)
+    with tempfile.NamedTemporaryFile(dir=where) as f:
+        f.write(data)
+        f.flush()
+        start_writeback(f.fileno(), 0, len(data))
+        start_writeback(f.fileno(), 1 << 20, 1 << 20)
+        os.fsync(f.fileno())
+        assert Path(f.name).read_bytes() == data

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -131,18 +132,26 @@ class ImageLibrary:
             verify(data, digest, len(data))
         digest = Digest(digest)
         self.leases.add_resource(lease, Resource.content(digest))
-        if not self._has(digest, len(data)):
-            ref = f"json-{digest}"
-            self.leases.add_resource(lease, Resource.ingest(ref))
-            try:
-                with self.content.writer(ref, expected=digest, total=len(data)) as w:
-                    w.write(data[w.status().offset:])  # a dead writer's start is resumed
-                    w.commit(len(data), digest)
-            except AlreadyExists:
-                pass
-        if labels:
-            self.label(digest, labels)
+        self._store_json(data, digest, labels)
         return Descriptor(media_type, digest, len(data))
+
+    def _store_json(self, data: bytes, digest: Digest,
+                    labels: Mapping[str, str] | None) -> None:
+        """Store bytes whose digest a lease holds already (so a blob found stored is safe
+        from then on): one transaction, the commit that records the blob and its labels.
+        The bytes are in hand, so the ingest is not resumable: it records no start files."""
+        if self._has(digest, len(data)):
+            if labels:
+                self.label(digest, labels)
+            return
+        try:
+            with self.content.writer(f"json-{digest}", expected=digest, total=len(data),
+                                     resumable=False) as w:
+                w.write(data)
+                w.commit(len(data), digest, labels)
+        except AlreadyExists:  # stored meanwhile, by someone else
+            if labels:
+                self.label(digest, labels)
 
     def put_stream(self, stream: BinaryIO, lease: str, *, expected: str | None = None,
                    size: int | None = None, ref: str | None = None,
@@ -199,6 +208,10 @@ class ImageLibrary:
         return Digest(f"{algorithm}:{h.hexdigest()}")
 
     def label(self, digest: str, labels: Mapping[str, str]) -> None:
+        """Set `labels` on a blob; a blob that has them already is not written (a write
+        transaction is an fsync, a read is not)."""
+        if all(self.content.info(digest).labels.get(k) == v for k, v in labels.items()):
+            return
         self.content.update(digest, labels, [f"labels.{k}" for k in labels])
 
     def _has(self, digest: str, size: int | None) -> bool:
@@ -232,18 +245,36 @@ class ImageLibrary:
         target = (self.get(name_or_target).target if isinstance(name_or_target, str)
                   else name_or_target)
         resolved = self.resolve(target, platform)
-        with self.lease() as lease:
+        with self._lazy_lease() as hold:
             chain = unpack(self.snapshotter, resolved.layers,
                            open_layer or from_store(self.content), threads=threads,
-                           hold=self.hold_snapshot(lease), verified=open_layer is None)
+                           hold=hold, verified=open_layer is None)
             if chain is not None:
-                self.label(resolved.manifest.config.digest,
-                           {f"{GC_SNAPSHOT}.{self.snapshotter_name}": chain})
-                for layer in resolved.layers:
-                    self.label(layer.descriptor.digest, {LABEL_UNCOMPRESSED: layer.diff_id})
-                self.images.set_unpacked(resolved.descriptor.digest, self.snapshotter_name,
-                                         chain, platforms.format(resolved.config.platform))
+                with self.content.db.write():  # one transaction (one fsync) for them all
+                    self.label(resolved.manifest.config.digest,
+                               {f"{GC_SNAPSHOT}.{self.snapshotter_name}": chain})
+                    for layer in resolved.layers:
+                        self.label(layer.descriptor.digest, {LABEL_UNCOMPRESSED: layer.diff_id})
+                    self.images.set_unpacked(resolved.descriptor.digest,
+                                             self.snapshotter_name, chain,
+                                             platforms.format(resolved.config.platform))
         return chain
+
+    @contextlib.contextmanager
+    def _lazy_lease(self) -> Iterator[Callable[[str], None]]:
+        """A snapshot holder whose lease is made at the first hold: an image unpacked
+        already (what a commit's unpack finds) costs no lease at all."""
+        lock = threading.Lock()  # unpack holds from its pool's threads
+        with contextlib.ExitStack() as stack:
+            made: list[Callable[[str], None]] = []
+
+            def hold(key: str) -> None:
+                with lock:
+                    if not made:
+                        made.append(self.hold_snapshot(stack.enter_context(self.lease())))
+                made[0](key)
+
+            yield hold
 
     # -- diffs --------------------------------------------------------------------------------
 
@@ -259,8 +290,6 @@ class ImageLibrary:
 
         info = self.snapshotter.stat(key)
         upper, overlay = layer_dir(self.snapshotter.mounts(key))
-        ref = f"diff-{uuid.uuid4().hex}"
-        self.leases.add_resource(lease, Resource.ingest(ref))
         with contextlib.ExitStack() as stack:
             lower = None
             if not overlay and info.parent:
@@ -271,20 +300,19 @@ class ImageLibrary:
                     dir=self.root, prefix="diff-")))
                 mount_all(mounts, lower)
                 stack.callback(unmount_all, lower)
-            try:
-                with self.content.writer(ref) as w:
-                    made = write_diff(lower, upper, w,  # type: ignore[arg-type]
-                                      compression=compression,
-                                      mode="overlay" if overlay else "compare")
-                    try:
-                        w.commit(made.size, made.digest, {LABEL_UNCOMPRESSED: made.diff_id})
-                    except AlreadyExists:
-                        pass
-            except BaseException:
-                with contextlib.suppress(NotFound):
-                    self.content.abort(ref)
-                raise
-        self.leases.add_resource(lease, Resource.content(made.digest))
+            # a diff cannot be resumed (it is made afresh), so its ingest records nothing but
+            # its data and goes if this fails; the lock keeps it from recovery meanwhile
+            with self.content.writer(f"diff-{uuid.uuid4().hex}", resumable=False) as w:
+                made = write_diff(lower, upper, w,  # type: ignore[arg-type]
+                                  compression=compression,
+                                  mode="overlay" if overlay else "compare",
+                                  out_digest=w.digest)  # the writer hashes what it takes
+                # held before it is committed: a collection in between cannot take it
+                self.leases.add_resource(lease, Resource.content(made.digest))
+                try:
+                    w.commit(made.size, made.digest, {LABEL_UNCOMPRESSED: made.diff_id})
+                except AlreadyExists:
+                    pass
         media_type = spec.mediatypes.layer_type(compression, docker=docker)
         return Descriptor(media_type, made.digest, made.size), made.diff_id
 
@@ -297,13 +325,19 @@ class ImageLibrary:
         labelled for the collector; return the manifest's descriptor."""
         layers = tuple(layers)
         config_type = spec.mediatypes.DOCKER_CONFIG if docker else spec.mediatypes.OCI_CONFIG
-        config_desc = self.put_json(config, config_type, lease)
+        config_desc = Descriptor(config_type, of_bytes(config), len(config))
         manifest = Manifest(config=config_desc, layers=layers,
                             media_type=(spec.mediatypes.DOCKER_MANIFEST if docker
                                         else spec.mediatypes.OCI_MANIFEST),
                             annotations=dict(annotations or {}))
-        return self.put_json(manifest.to_bytes(), manifest.media_type, lease,
-                             manifest_labels(manifest))
+        data = manifest.to_bytes()
+        target = Descriptor(manifest.media_type, of_bytes(data), len(data))
+        with self.content.db.write():  # both held in one transaction, before either is written
+            self.leases.add_resource(lease, Resource.content(config_desc.digest))
+            self.leases.add_resource(lease, Resource.content(target.digest))
+        self._store_json(config, config_desc.digest, None)
+        self._store_json(data, target.digest, manifest_labels(manifest))
+        return target
 
     def put_index(self, index: Index, lease: str) -> Descriptor:
         return self.put_json(index.to_bytes(), index.media_type, lease, index_labels(index))

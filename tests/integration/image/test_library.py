@@ -280,3 +280,59 @@ def test_the_diff_of_a_container_snapshot_is_a_layer_of_a_new_image(lib: ImageLi
     assert "etc/hostname" not in seen and "usr" not in seen
     assert seen["usr-old/bin/env"][4] == "../../bin/busybox"
     assert "etc/passwd" in seen
+
+
+def test_a_commit_leaves_its_image_labelled_and_no_ingest_or_lease(
+        lib: ImageLibrary, work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a build step does through the Diff service: the layer, config and manifest
+    committed with every gc label, the step's snapshot taken over as the new chain, and
+    nothing left in the ingest directory or the lease table."""
+    from dockyard.containerd.services.diff import commit
+
+    base = bootstrap(lib)
+    resolved = lib.resolve(base)
+    [record] = lib.images.unpacked(base.digest)
+    with mounted(lib.snapshotter.prepare("step", record.chain_id), work) as root:
+        (root / "added").write_bytes(os.urandom(1 << 20))
+    config = json.loads(lib.read_json(resolved.manifest.config))
+    target, config_digest, diff_id = commit(lib, "step", base, json.dumps(config).encode(),
+                                            "", consume=True)
+    assert lib.get(str(target.digest)).target == target
+    new = lib.resolve(target)
+    assert str(new.manifest.config.digest) == config_digest
+    layer = new.manifest.layers[-1]
+    assert lib.content.info(layer.digest).labels["containerd.io/uncompressed"] == diff_id
+    manifest_labels = lib.content.info(target.digest).labels
+    assert manifest_labels["containerd.io/gc.ref.content.config"] == config_digest
+    assert manifest_labels["containerd.io/gc.ref.content.l.1"] == layer.digest
+    [unpacked] = lib.images.unpacked(target.digest)
+    snapshot_label = f"containerd.io/gc.ref.snapshot.{lib.snapshotter_name}"
+    assert lib.content.info(config_digest).labels[snapshot_label] == unpacked.chain_id
+    assert lib.snapshotter.stat(unpacked.chain_id).kind == "committed"
+    assert list(lib.content.layout.ingests.iterdir()) == [] and lib.leases.list() == []
+
+    # unpacked already: unpacking again takes no lease and rewrites no label
+    before = {d.digest: lib.content.info(d.digest).updated_at
+              for d in (*new.manifest.layers, new.manifest.config)}
+    made: list[str] = []
+    create = lib.leases.create
+    monkeypatch.setattr(lib.leases, "create", lambda *a, **k: made.append(a[0]) or create(*a, **k))
+    assert lib.unpack(target) == unpacked.chain_id
+    assert made == []
+    assert before == {d: lib.content.info(d).updated_at for d in before}
+    assert lib.gc().content == []  # everything is reachable from the name
+
+
+def test_a_config_only_commit_shares_the_parent_layers(lib: ImageLibrary) -> None:
+    from dockyard.containerd.services.diff import commit
+
+    base = bootstrap(lib)
+    resolved = lib.resolve(base)
+    config = json.loads(lib.read_json(resolved.manifest.config))
+    config["config"]["Cmd"] = ["echo", "new"]
+    target, _, diff_id = commit(lib, "", base, json.dumps(config).encode(),
+                                "example.com/cmd:1")
+    assert diff_id == "" and lib.get("example.com/cmd:1").target == target
+    assert lib.resolve(target).manifest.layers == resolved.manifest.layers
+    assert list(lib.content.layout.ingests.iterdir()) == [] and lib.leases.list() == []
+    assert lib.gc().content == []

@@ -1,10 +1,10 @@
 """kill -9 at random moments, many times; after each, the reopened store must be consistent.
 
 A forked child opens the store (so some kills land in its recovery) and loops: begin or resume
-an ingest, write it in pieces, sometimes stop or abort, commit with labels, delete, relabel,
-and now and then collect garbage. Every ref always carries the same payload, so whatever is
-on disk can be checked against what it must be. The parent kills the child at a random time,
-reopens the store and checks that:
+an ingest (or write one that is not resumable), write it in pieces, sometimes stop or abort,
+commit with labels, delete, relabel, and now and then collect garbage. Every ref always
+carries the same payload, so whatever is on disk can be checked against what it must be. The
+parent kills the child at a random time, reopens the store and checks that:
 
   - SQLite's integrity check passes and reopening left nothing for a second recovery to fix;
   - blob files and rows agree, every blob hashes to its name and carries the labels its
@@ -72,8 +72,9 @@ def step(rng: random.Random, store: LocalStore, leases: SQLiteLeases) -> None:
         except NotFound:
             pass
         return
+    resumable = rng.random() < 0.7  # else as put_json and diff write: nothing but data
     try:
-        writer = store.writer(ref, expected=digest, total=len(body))
+        writer = store.writer(ref, expected=digest, total=len(body), resumable=resumable)
     except AlreadyExists:
         return
     with writer:
@@ -83,10 +84,11 @@ def step(rng: random.Random, store: LocalStore, leases: SQLiteLeases) -> None:
             writer.write(body[offset:offset + n])
             offset += n
             if rng.random() < 0.04:
-                return  # stop half way: the ingest stays for a resume
+                return  # stop half way: the ingest stays for a resume (if it can be resumed)
         if rng.random() < 0.08:
             writer.close()
-            store.abort(ref)
+            if resumable:  # else the close removed it
+                store.abort(ref)
             return
         try:
             writer.commit(len(body), digest, labels_for(ref))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from dockyard.image.content import layout as files
+from dockyard.image.content.layout import Layout
 from dockyard.image.content.local import LocalStore
 from dockyard.image.digest import Digest, of_bytes
 from dockyard.image.errors import NotFound
@@ -164,3 +165,127 @@ def test_store_copied_elsewhere_opens_with_the_same_content(tmp_path: Path) -> N
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     with LocalStore(tmp_path / "b") as copy:
         assert copy.info(Digest(digest)).labels == {"k": "v"}
+
+
+def test_starting_an_ingest_syncs_nothing_and_a_commit_syncs_what_it_relies_on(
+        store: LocalStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Start files only serve a resume; the commit syncs data, record, ingest dir, blobs dir."""
+    synced: list[int] = []
+    real = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+    w = store.writer("quiet", expected=of_bytes(b"abc"), total=3)
+    w.write(b"abc")
+    assert synced == []
+    names = {p.name for p in store.layout.ingest("quiet").iterdir()}
+    assert names == {"data", "lock", "ref", "startedat", "total", "expected"}
+    w.commit(3, labels={"k": "v"})
+    assert len(synced) == 4
+    assert store.info(of_bytes(b"abc")).labels == {"k": "v"}
+
+
+def _left_by_a_dead_writer(store: LocalStore, ref: str, data: bytes) -> Path:
+    with store.writer(ref, expected=of_bytes(b"payload"), total=7) as w:
+        w.write(data)
+    return store.layout.ingest(ref)
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    (files.REF, ""), (files.REF, "tor"), (files.REF, "\0\0\0\0\0"),
+    (files.STARTED_AT, ""), (files.STARTED_AT, "2026-11-29T13"), (files.STARTED_AT, "\0" * 8),
+    (files.EXPECTED, "sha256:abc"),
+])
+def test_an_ingest_whose_start_files_a_crash_tore_never_started(
+        tmp_path: Path, name: str, text: str) -> None:
+    """Unsynced start files may be empty or cut short after a power cut: such an ingest is
+    removed by recovery, and the ref starts afresh, never resumed from torn facts."""
+    root = tmp_path / "c"
+    with LocalStore(root) as store:
+        path = _left_by_a_dead_writer(store, "torn", b"pay")
+    (path / name).write_text(text)
+    with LocalStore(root) as store:
+        assert not path.exists()
+        assert store.list_statuses() == []
+        with store.writer("torn", expected=of_bytes(b"payload"), total=7) as w:
+            assert w.status().offset == 0
+            w.write(b"payload")
+            w.commit(7)
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    (files.UPDATED_AT, ""), (files.UPDATED_AT, "\0\0"), (files.TOTAL, ""),
+])
+def test_an_ingest_with_a_torn_time_or_total_still_resumes(
+        tmp_path: Path, name: str, text: str) -> None:
+    """A torn `updatedat` loses a time (it reads as `startedat`), a torn `total` the announced
+    size; neither loses the data written."""
+    root = tmp_path / "c"
+    with LocalStore(root) as store:
+        path = _left_by_a_dead_writer(store, "kept", b"pay")
+    (path / name).write_text(text)
+    with LocalStore(root) as store:
+        [status] = store.list_statuses()
+        assert status.offset == 3
+        if name == files.UPDATED_AT:
+            assert status.started_at <= status.updated_at
+        with store.writer("kept", expected=of_bytes(b"payload"), total=7) as w:
+            assert w.status().offset == 3
+            w.write(b"load")
+            w.commit(7)
+
+
+def test_a_writer_that_is_not_resumable_records_only_its_data(store: LocalStore) -> None:
+    w = store.writer("once", total=4, resumable=False)
+    w.write(b"once")
+    path = store.layout.ingest("once")
+    assert {p.name for p in path.iterdir()} == {"data", "lock"}
+    assert store.list_statuses() == []
+    with pytest.raises(NotFound):
+        store.status("once")
+    assert w.status().offset == 4
+    digest = w.commit(4, labels={"k": "v"})
+    assert store.info(digest).labels == {"k": "v"}
+    assert not path.exists()
+
+
+def test_a_writer_that_is_not_resumable_starts_empty_and_goes_on_close(
+        store: LocalStore) -> None:
+    _left_by_a_dead_writer(store, "reset", b"pay")
+    with store.writer("reset", resumable=False) as w:
+        assert w.status().offset == 0
+        w.write(b"abandoned")
+    assert not store.layout.ingest("reset").exists()
+    assert list(store.layout.ingests.iterdir()) == []
+
+
+def test_a_dead_writer_that_was_not_resumable_is_removed_on_open(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    LocalStore(root).close()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            w = LocalStore(root).writer("dies", resumable=False)
+            w.write(b"half")
+        finally:
+            os._exit(0)  # no close, no cleanup: as a kill -9 leaves it
+    os.waitpid(pid, 0)
+    path = Layout(root).ingest("dies")
+    assert (path / files.DATA).read_bytes() == b"half"
+    with LocalStore(root) as store:
+        assert not path.exists()  # the open recovered it
+        assert store.list_statuses() == []
+
+
+def test_writeback_starts_behind_a_large_write(store: LocalStore,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """So that the commit's fsync waits for the last piece only, not the whole blob."""
+    from dockyard.image.content import ingest
+
+    started: list[tuple[int, int]] = []
+    monkeypatch.setattr(ingest, "start_writeback", lambda fd, at, n: started.append((at, n)))
+    piece = b"x" * (1 << 20)
+    with store.writer("large", resumable=False) as w:
+        for _ in range(5):
+            w.write(piece)
+        w.commit(5 << 20)
+    step = ingest.WRITEBACK
+    assert started == [(0, step), (step, step)]

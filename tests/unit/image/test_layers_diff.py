@@ -258,3 +258,33 @@ def test_out_is_left_open_and_applied_from(tmp_path: Path) -> None:
 def test_unknown_mode_is_invalid(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="mode"):
         write_diff(None, tmp_path, io.BytesIO(), mode="aufs")
+
+
+def test_a_sink_that_hashes_itself_is_trusted_for_the_digest(tmp_path: Path) -> None:
+    """A content store's writer hashes what it takes: write_diff then does not hash the blob
+    again, and the layer is the same, byte for byte."""
+    from dockyard.image.layers.hashing import HashingWriter
+
+    lower, upper = two_trees(tmp_path)
+    plain, expected = diff(lower, upper, mode="compare")
+    sink = HashingWriter(io.BytesIO())
+    result = write_diff(lower, upper, sink, mode="compare", out_digest=sink.digest)
+    assert sink.sink.getvalue() == plain  # type: ignore[attr-defined]
+    assert result == expected
+
+
+def test_an_error_of_the_sink_is_raised_and_ends_its_thread(tmp_path: Path) -> None:
+    import errno
+    import threading
+
+    class Full(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data) -> int:  # type: ignore[no-untyped-def]
+            raise OSError(errno.ENOSPC, "no space left")
+
+    (tmp_path / "f").write_bytes(os.urandom(3 << 20))
+    with pytest.raises(OSError, match="no space left"):
+        write_diff(None, tmp_path, Full(), mode="compare")  # type: ignore[arg-type]
+    assert not [t for t in threading.enumerate() if t.name == "layer-write"]

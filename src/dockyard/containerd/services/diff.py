@@ -28,6 +28,7 @@ from dockyard.containerd.errors import InvalidArgument
 from dockyard.containerd.protoconv import descriptor_from_proto, descriptor_to_proto
 from dockyard.containerd.service import Registration, blocking
 from dockyard.containerd.supervisor import Supervisor
+from dockyard.image.digest import of_bytes
 from dockyard.image.library import ImageLibrary
 from dockyard.image.manifest import Descriptor
 
@@ -60,7 +61,7 @@ def commit(lib: ImageLibrary, key: str, parent: Descriptor | None, config: bytes
             _take_over(lib, lease, key, [*(str(x.diff_id) for x in layers), diff_id])
         lib.unpack(target)
         lib.tag(name or str(target.digest), target)
-    return target, str(lib.resolve(target).manifest.config.digest), diff_id
+    return target, str(of_bytes(config_bytes)), diff_id  # the digest put_image stored it under
 
 
 def _take_over(lib: ImageLibrary, lease: str, key: str, diff_ids: list[Any]) -> None:

@@ -3,9 +3,9 @@
 A writer's life, and what a kill -9 at each step leaves behind:
 
     acquire flock(ingest/<h>/lock)      dies: the kernel drops the lock; nothing else changes
-    start: data, startedat, updatedat,  dies before `ref` is written: a directory without
-           total, expected, then ref          `ref`, which the next writer re-initializes and
-                                              recovery removes once nobody holds its lock
+    start: data, startedat, total,      dies before `ref` is whole: a directory without a
+           expected, then ref                 valid `ref`, which the next writer re-initializes
+           (no fsync: see below)              and recovery removes once nobody holds its lock
     write ... write                     dies: the data so far; a new writer resumes there,
                                               re-hashing what is on disk
     commit: verify size and digest      mismatch: DigestMismatch, the writer is closed and the
@@ -20,6 +20,20 @@ A writer's life, and what a kill -9 at each step leaves behind:
             remove the ingest directory  dies: recovery sees the row is there and removes it
 
 So a blob appears under blobs/ only whole and verified, and its labels are never lost.
+
+The start files only serve a resume, so they are written in place and not fsynced (as
+containerd writes them): a commit fsyncs what it relies on, and a power cut can at worst
+leave them empty or cut short. `read_meta` then finds the ingest never started: `ref` counts
+only if it hashes to the directory's name, `startedat` and `expected` only if they parse, so
+the ingest is started afresh or removed, and never resumed from facts it did not record (an
+empty `total` reads as none announced; a torn `updatedat`, first written by close(), as
+`startedat`). Writes start the data's writeback as they go (every WRITEBACK bytes), so the
+commit's fsync has little left to wait for; only that fsync promises anything.
+
+A writer that is not `resumable` (its caller has the bytes in memory, or makes them afresh:
+a manifest, a diff) writes no start files at all: only lock, data and, at commit, the record.
+Nobody can resume or list it; if its writer dies, recovery removes it as never started, and
+closing it without a commit removes it at once.
 """
 
 from __future__ import annotations
@@ -37,7 +51,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 
-from dockyard.fsutil import fsync_dir, write_atomic
+from dockyard.fsutil import fsync_dir, start_writeback, write_atomic
 from dockyard.image.content import layout as files
 from dockyard.image.content.layout import Layout
 from dockyard.image.content.locks import LOCK_TRIES, IngestLock
@@ -53,6 +67,9 @@ from dockyard.image.errors import (
 )
 
 CHUNK = 1 << 20
+# Writeback starts behind the writer every this many bytes, so that the commit's fsync of
+# a large blob waits for little more than the last piece (10 MB: ~4 ms less on this disk).
+WRITEBACK = 2 << 20
 
 
 @dataclass(frozen=True)
@@ -65,18 +82,33 @@ class IngestMeta:
 
 
 def read_meta(path: Path) -> IngestMeta | None:
-    """The ingest's recorded facts; None if it never finished starting (no `ref` file)."""
+    """The ingest's recorded facts; None if it never finished starting: no `ref` file, one
+    that a crash cut short (it must hash to the directory's name), or unreadable times."""
     try:
         ref = (path / files.REF).read_text()
+        if files.ingest_name(ref) != path.name:
+            return None
         started = datetime.fromisoformat((path / files.STARTED_AT).read_text())
-        updated = datetime.fromisoformat((path / files.UPDATED_AT).read_text())
+        updated = _updated_at(path, started)
         total_text = _read_optional(path / files.TOTAL)
         expected_text = _read_optional(path / files.EXPECTED)
         total = int(total_text) if total_text else None
         expected = Digest(expected_text) if expected_text else None
     except (FileNotFoundError, ValueError, InvalidArgument):
         return None
+    if started.tzinfo is None:
+        return None  # not what _start writes: a garbled file
     return IngestMeta(ref, started, updated, total, expected)
+
+
+def _updated_at(path: Path, started: datetime) -> datetime:
+    """When close() last recorded the ingest; `started` if it never did, or if a crash
+    left the file torn (that loses nothing but a time)."""
+    try:
+        updated = datetime.fromisoformat(_read_optional(path / files.UPDATED_AT))
+    except ValueError:
+        return started
+    return updated if updated.tzinfo is not None else started
 
 
 def status_of(path: Path) -> Status | None:
@@ -132,7 +164,7 @@ def remove_dir(path: Path) -> None:
 
 
 def open_writer(layout: Layout, db: Database, ref: str, expected: str | None,
-                total: int | None) -> LocalWriter:
+                total: int | None, resumable: bool = True) -> LocalWriter:
     if not isinstance(ref, str) or not ref:
         raise InvalidArgument(f"ingest ref {ref!r}: must be a non-empty string")
     want = Digest(expected) if expected is not None else None
@@ -151,15 +183,19 @@ def open_writer(layout: Layout, db: Database, ref: str, expected: str | None,
     else:
         raise Unavailable(f"ingest ref {ref!r}: its directory keeps being replaced")
     try:
-        recorded = read_meta(path)
+        recorded = read_meta(path) if resumable else None
         if recorded is not None and recorded.ref != ref:
             raise InvalidArgument(f"ingest directory {path} holds ref {recorded.ref!r}, "
                                   f"not {ref!r}")
-        meta = (_start(path, ref, total, want) if recorded is None
-                else _resume(path, recorded, total, want))
+        if not resumable:
+            meta = _start_unrecorded(path, ref, total, want)
+        elif recorded is None:
+            meta = _start(path, ref, total, want)
+        else:
+            meta = _resume(path, recorded, total, want)
         algorithm = meta.expected.algorithm if meta.expected else "sha256"
         hasher, offset = _hash_file(path / files.DATA, algorithm)
-        return LocalWriter(layout, db, lock, path, meta, hasher, offset)
+        return LocalWriter(layout, db, lock, path, meta, hasher, offset, resumable)
     except BaseException:
         lock.release()
         raise
@@ -169,9 +205,12 @@ class LocalWriter:
     """Appends to `<ingest>/data`, hashing as it goes; see the module docstring for commit."""
 
     def __init__(self, layout: Layout, db: Database, lock: IngestLock, path: Path,
-                 meta: IngestMeta, hasher: hashlib._Hash, offset: int) -> None:
+                 meta: IngestMeta, hasher: hashlib._Hash, offset: int,
+                 resumable: bool = True) -> None:
         self._layout, self._db, self._lock, self._path = layout, db, lock, path
         self._meta, self._hasher, self._offset = meta, hasher, offset
+        self._flushed = offset  # where start_writeback has got to
+        self._resumable = resumable
         self._updated = meta.updated_at
         self._fd = os.open(path / files.DATA, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
         self._finalizer = weakref.finalize(self, _release, self._fd, lock)
@@ -188,6 +227,9 @@ class LocalWriter:
             done += os.write(self._fd, view[done:])
         self._hasher.update(view)
         self._offset += done
+        if self._offset - self._flushed >= WRITEBACK:
+            start_writeback(self._fd, self._flushed, self._offset - self._flushed)
+            self._flushed = self._offset
         self._updated = datetime.now(UTC)
         return done
 
@@ -244,12 +286,19 @@ class LocalWriter:
         return got
 
     def close(self) -> None:
-        """Keep the ingest for a later resume: sync the data, record the time, unlock."""
+        """Keep the ingest for a later resume: sync the data, record the time, unlock.
+        An ingest that cannot be resumed is removed instead (under its lock)."""
         if not self._finalizer.alive:
+            return
+        if not self._resumable:
+            try:
+                remove_dir(self._path)
+            finally:
+                self._finalizer()
             return
         with contextlib.suppress(OSError):
             os.fsync(self._fd)
-            write_atomic(self._path / files.UPDATED_AT, self._updated.isoformat())
+            _write_file(self._path / files.UPDATED_AT, self._updated.isoformat())
         self._finalizer()
 
     def _check_open(self) -> None:
@@ -271,20 +320,27 @@ def _release(fd: int, lock: IngestLock) -> None:
 
 
 def _start(path: Path, ref: str, total: int | None, expected: Digest | None) -> IngestMeta:
-    """A new ingest: everything but `ref` first, so `ref` marks a complete start."""
-    now = datetime.now(UTC)
-    for name in (files.REF, files.COMMIT, files.TOTAL, files.EXPECTED):
+    """A new ingest: everything but `ref` first, so `ref` marks a complete start (written in
+    place, unsynced: see the module docstring for why a torn file is harmless)."""
+    meta = _start_unrecorded(path, ref, total, expected)
+    _write_file(path / files.STARTED_AT, meta.started_at.isoformat())
+    if total is not None:
+        _write_file(path / files.TOTAL, str(total))
+    if expected is not None:
+        _write_file(path / files.EXPECTED, expected)
+    _write_file(path / files.REF, ref)
+    return meta
+
+
+def _start_unrecorded(path: Path, ref: str, total: int | None,
+                      expected: Digest | None) -> IngestMeta:
+    """Empty `data`, and no start files (`ref` first): what a dead writer left goes."""
+    for name in (files.REF, files.COMMIT, files.TOTAL, files.EXPECTED, files.UPDATED_AT):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path / name)
     os.close(os.open(path / files.DATA, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC,
                      0o644))
-    write_atomic(path / files.STARTED_AT, now.isoformat())
-    write_atomic(path / files.UPDATED_AT, now.isoformat())
-    if total is not None:
-        write_atomic(path / files.TOTAL, str(total))
-    if expected is not None:
-        write_atomic(path / files.EXPECTED, expected)
-    write_atomic(path / files.REF, ref, sync_dir=True)
+    now = datetime.now(UTC)
     return IngestMeta(ref, now, now, total, expected)
 
 
@@ -300,9 +356,9 @@ def _resume(path: Path, meta: IngestMeta, total: int | None,
     if not (path / files.DATA).exists():
         os.close(os.open(path / files.DATA, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
     if total is not None and meta.total is None:
-        write_atomic(path / files.TOTAL, str(total))
+        _write_file(path / files.TOTAL, str(total))
     if expected is not None and meta.expected is None:
-        write_atomic(path / files.EXPECTED, expected)
+        _write_file(path / files.EXPECTED, expected)
     return IngestMeta(ref, meta.started_at, meta.updated_at,
                       meta.total if meta.total is not None else total,
                       meta.expected or expected)
@@ -316,6 +372,15 @@ def _hash_file(path: Path, algorithm: str) -> tuple[hashlib._Hash, int]:
             hasher.update(chunk)
             offset += len(chunk)
     return hasher, offset
+
+
+def _write_file(path: Path, text: str) -> None:
+    """A start file, in place and unsynced (see the module docstring)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def _read_optional(path: Path) -> str:

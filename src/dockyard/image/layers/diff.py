@@ -1,8 +1,11 @@
 """write_diff: the layer tar of a snapshot's changes, compressed and hashed as it is written.
 
-    changes ──► TarWriter ──► HashingWriter ──► compressor ──► HashingWriter ──► out
+    changes ──► TarWriter ──► HashingWriter ──► compressor ══► HashingWriter ──► out
     (changes.py)  members       diff_id,           gzip/zstd/""   digest, size
                                 uncompressed_size
+                                          ══ a bounded queue to a second thread
+                                             (ThreadedWriter); with `out_digest`, `out`
+                                             hashes what it takes itself
 
 One pass, nothing staged: the caller streams `out` into the content store's writer and
 commits under the digest returned. What goes in (OCI image-spec layer.md, "Changesets"):
@@ -18,8 +21,10 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from typing import BinaryIO
 
+from dockyard.image.digest import Digest
 from dockyard.image.errors import InvalidArgument
 from dockyard.image.layers import whiteouts
 from dockyard.image.layers.changes import (
@@ -31,7 +36,7 @@ from dockyard.image.layers.changes import (
     xattrs,
 )
 from dockyard.image.layers.compression import compressor
-from dockyard.image.layers.hashing import Applied, HashingWriter
+from dockyard.image.layers.hashing import Applied, HashingWriter, ThreadedWriter
 from dockyard.image.layers.tarstream import (
     BLOCKDEV,
     CHAR,
@@ -55,28 +60,39 @@ _TYPES = {stat.S_IFREG: REGULAR, stat.S_IFDIR: DIR, stat.S_IFLNK: SYMLINK,
 
 def write_diff(lower: str | os.PathLike[str] | None, upper: str | os.PathLike[str],
                out: BinaryIO, *, compression: str = "gzip", mode: str = "overlay",
-               level: int | None = None) -> Diff:
+               level: int | None = None,
+               out_digest: Callable[[], Digest] | None = None) -> Diff:
     """Write to `out` the layer that turns `lower` into `upper`.
 
     mode "overlay": `upper` is an overlay upper directory and `lower` is not needed.
     mode "compare": `upper` and `lower` are whole trees; `lower` None for a base layer.
-    `out` is written, not closed."""
+    `out` is written (from a second thread), not closed. `out_digest`: `out` hashes what it
+    is given itself (a content store's writer, fresh), and this returns its digest; the
+    compressed stream is then not hashed a second time here."""
     if mode == "overlay":
         changes = overlay_changes(upper)
     elif mode == "compare":
         changes = compare_changes(lower, upper)
     else:
         raise InvalidArgument(f"diff mode {mode!r}: want 'overlay' or 'compare'")
-    blob = HashingWriter(out)
-    packed = compressor(blob, compression, level)
-    tar = HashingWriter(packed)
-    writer = TarWriter(tar)
-    firsts: dict[tuple[int, int], str] = {}
-    for change in changes:
-        _write(writer, change, firsts)
-    writer.close()
-    packed.close()
-    return Diff(blob.digest(), tar.digest(), blob.count, tar.count)
+    if out_digest is None:
+        blob = HashingWriter(out)
+        out, out_digest = blob, blob.digest  # type: ignore[assignment]
+    sink = ThreadedWriter(out)
+    try:
+        packed = compressor(sink, compression, level)
+        # the compressor sees the writes it always saw (isal's output depends on how its
+        # input is cut), so a tree makes the same blob as it did before the second thread
+        tar = HashingWriter(packed)
+        writer = TarWriter(tar)
+        firsts: dict[tuple[int, int], str] = {}
+        for change in changes:
+            _write(writer, change, firsts)
+        writer.close()
+        packed.close()
+    finally:
+        sink.close()  # waits for the last chunk; raises what writing it raised
+    return Diff(out_digest(), tar.digest(), sink.count, tar.count)
 
 
 def _write(writer: TarWriter, change: Change, firsts: dict[tuple[int, int], str]) -> None:

@@ -28,9 +28,12 @@ cached for a four-step Dockerfile with a 10 MB COPY").
    classic builder runs the stages one after the other, dockyardd side by side. Reset as 1.
 
 Each row starts with one untimed build (and reset) per side: the first build of an engine
-is not what is measured. The output of one build per side and row (IDs replaced) is
-compared: lines dockerd prints that dockyardd does not, and the reverse, are listed at the
-end, with anything a build wrote to stderr.
+is not what is measured. Before each timed build, untimed, a sync(2): unmounting an overlay
+makes the kernel write out every dirty page of the file system under it, and the pages one
+side left (its context, its layers) would otherwise be written during the other's build.
+The output of one build per side and row (IDs replaced) is compared: lines dockerd prints
+that dockyardd does not, and the reverse, are listed at the end, with anything a build
+wrote to stderr.
 
 Both engines get the same busybox image (built from Debian's busybox-static and loaded from
 the archive Dockyard saves, as bench/engine_run.py does); neither pulls anything. The
@@ -145,6 +148,7 @@ def measure(row: Row, sides: list[Side], runs: int, tag: str) -> None:
         for side in order:
             if row.cold:
                 side.reset(tag)
+            os.sync()  # neither side's unwritten pages are left for the other to write
             out: list[subprocess.CompletedProcess] = []
             row.times[side.name].append(timed(lambda s=side, o=out: o.append(build(s, row, tag))))
             row.outputs.setdefault(side.name, out[0])

@@ -31,13 +31,16 @@ import lzma
 import os
 import tarfile
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 import zstandard
 
-from dockyard.engine.containers.untar import Extractor
+from dockyard.engine.containers.untar import Extractor, open_stream
 from dockyard.engine.errors import EngineError
 from dockyard.image.layers.safepath import Root
+
+if TYPE_CHECKING:
+    from dockyard.build.filedigests import FileDigests
 
 CHUNK = 1 << 20
 _MAGIC = ((b"\x1f\x8b\x08", "gzip"), (b"BZh", "bzip2"), (b"\xfd7zXZ\x00", "xz"),
@@ -103,8 +106,12 @@ class _Limited(io.RawIOBase):
 
 def decompressed(stream: BinaryIO) -> BinaryIO:
     """`stream` decompressed by what its magic bytes say (or as it is)."""
-    head = stream.read(6) or b""
-    raw = cast(BinaryIO, io.BufferedReader(_Prefixed(head, stream), CHUNK))
+    head = _peek(stream)
+    if head is not None:  # looked at, not taken: a plain tar is read as it is, no copies
+        raw = stream
+    else:
+        head = stream.read(6) or b""
+        raw = cast(BinaryIO, io.BufferedReader(_Prefixed(head, stream), CHUNK))
     kind = detect(head)
     if kind == "gzip":
         return cast(BinaryIO, gzip.GzipFile(fileobj=raw, mode="rb"))
@@ -116,6 +123,16 @@ def decompressed(stream: BinaryIO) -> BinaryIO:
         return cast(BinaryIO, zstandard.ZstdDecompressor().stream_reader(
             raw, read_across_frames=True))
     return raw
+
+
+def _peek(stream: BinaryIO) -> bytes | None:
+    """The stream's first 6 bytes without consuming them, where it can tell them (a
+    buffered reader holding that many); None otherwise."""
+    peek = getattr(stream, "peek", None)
+    if peek is None:
+        return None
+    head = peek(6)[:6]
+    return head if len(head) == 6 else None
 
 
 def is_archive(path: str | os.PathLike[str]) -> bool:
@@ -151,12 +168,16 @@ def _make_parent(parent_fd: int, name: str, real: tuple[str, ...]) -> None:
 
 
 def extract(stream: BinaryIO, scope: str | os.PathLike[str], *, strict: bool,
-            max_size: int | None = None, keep_owner: bool | None = None) -> None:
+            max_size: int | None = None, keep_owner: bool | None = None,
+            digests: FileDigests | None = None) -> None:
     """Unpack a (possibly compressed) tar into `scope`, which must exist. `keep_owner`:
-    members' uid/gid are applied (default: when running as root)."""
+    members' uid/gid are applied (default: when running as root). `digests`: each regular
+    file's sha256 is recorded there as it is written."""
     if keep_owner is None:
         keep_owner = os.geteuid() == 0
-    source = cast(BinaryIO, io.BufferedReader(_Limited(decompressed(stream), max_size), CHUNK))
+    plain = decompressed(stream)
+    if max_size is not None or plain is not stream:  # to count, or to tell read errors
+        plain = cast(BinaryIO, io.BufferedReader(_Limited(plain, max_size), CHUNK))
     root = Root(scope, _make_parent)
 
     def accept(m: tarfile.TarInfo) -> bool:
@@ -166,9 +187,10 @@ def extract(stream: BinaryIO, scope: str | os.PathLike[str], *, strict: bool,
     # the engine's extractor (engine/containers/untar.py), without its symlink check:
     # a context's links are kept as written and never followed
     extractor = Extractor(root, (), False, None, links_inside=False, devices=False,
-                          keep_owner=keep_owner)
+                          keep_owner=keep_owner,
+                          hashed=digests.record if digests is not None else None)
     try:
-        with tarfile.open(fileobj=source, mode="r|") as tar:
+        with open_stream(plain) as tar:
             extractor.run(tar, accept)
     except tarfile.TarError as e:
         raise ArchiveError(f"cannot read the archive: {e}") from e

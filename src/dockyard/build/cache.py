@@ -6,12 +6,14 @@ content it read. So the key of step n says everything that could change its resu
 rebuild after touching one file misses from the first step that reads it on.
 
     <data-root>/build/cache.json
-        {"version": 1, "entries": {<key>: {"image": <image ID>, "created": <unix time>,
-                                           "final": <bool>}}}
+        {"version": 1, "entries": {<key>: {"image": <image ID>, "record": <record name>,
+                                           "created": <unix time>, "final": <bool>}}}
 
 The images themselves live in the image store, unnamed: an entry whose image is gone is a
-miss. As with the classic builder, the images of intermediate steps are not listed by
-`docker images` (only with -a) nor pruned as dangling; a build's result ("final") is.
+miss. "record" is the name of the image's record in the store (its manifest's digest), so
+that a hit is one look-up, not a search by ID. As with the classic builder, the images of
+intermediate steps are not listed by `docker images` (only with -a) nor pruned as dangling;
+a build's result ("final") is.
 
 Rewritten whole (write_atomic) after every change, so a kill -9 leaves the old file or
 the new one. Steps of parallel stages and concurrent builds write from worker threads: one
@@ -60,13 +62,14 @@ class BuildCache:
         with self.lock:
             return [(k, dict(v)) for k, v in self.entries.items()]
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str) -> tuple[str, str] | None:
+        """(image ID, record name or "") of the step `key`."""
         entry = self.entries.get(key)
-        return entry["image"] if entry else None
+        return (entry["image"], str(entry.get("record") or "")) if entry else None
 
-    def put(self, key: str, image: str) -> None:
+    def put(self, key: str, image: str, record: str = "") -> None:
         with self.lock:
-            self.entries[key] = {"image": image, "created": time.time(),
+            self.entries[key] = {"image": image, "record": record, "created": time.time(),
                                  "final": bool(self.entries.get(key, {}).get("final"))}
             self._save()
 

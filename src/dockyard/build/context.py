@@ -23,11 +23,14 @@ import os
 import shutil
 import stat
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from dockyard.build import archives
 from dockyard.build.dockerignore import IgnoreMatcher, PatternError, clean
 from dockyard.runtime.linux import securejoin
+
+if TYPE_CHECKING:
+    from dockyard.build.filedigests import FileDigests
 
 DOCKERIGNORE = ".dockerignore"
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -41,13 +44,15 @@ class ContextError(Exception):
 
 
 def extract_context(stream: BinaryIO, dest: Path, *, max_size: int | None = None,
-                    dockerfile: str = DEFAULT_DOCKERFILE) -> Path:
+                    dockerfile: str = DEFAULT_DOCKERFILE,
+                    digests: FileDigests | None = None) -> Path:
     """Unpack the context tar `stream` into `dest` (made if missing) and remove what its
     .dockerignore excludes, except the Dockerfile and .dockerignore themselves (the CLI's
-    TrimBuildFilesFromExcludes). Returns `dest`."""
+    TrimBuildFilesFromExcludes). Returns `dest`. `digests` records the files' sha256 as they
+    are written, for the COPY cache keys."""
     dest.mkdir(parents=True, exist_ok=True)
     try:
-        archives.extract(stream, dest, strict=True, max_size=max_size)
+        archives.extract(stream, dest, strict=True, max_size=max_size, digests=digests)
     except archives.ArchiveError as e:
         raise ContextError(f"invalid build context: {e}") from e
     matcher = load_dockerignore(dest)

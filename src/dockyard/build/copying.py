@@ -43,6 +43,7 @@ from pathlib import Path
 
 from dockyard.build import archives
 from dockyard.build.dockerignore import IgnoreMatcher, clean, filepath_match, has_wildcards
+from dockyard.build.filedigests import FileDigests
 from dockyard.image.errors import InvalidArgument
 from dockyard.image.layers.safepath import Root
 from dockyard.runtime.linux import securejoin
@@ -419,32 +420,37 @@ def _last_modified(value: str | None) -> float:
 
 
 def content_digest(ctx: Path, sources: Sequence[Path], *, excludes: Iterable[str] = (),
-                   follow_links: bool = True) -> str:
+                   follow_links: bool = True, known: FileDigests | None = None) -> str:
     """sha256 over what a COPY of `sources` reads: each entry's path (relative to the
     context), type, permission bits, symlink target and content; not owners or times
-    (BuildKit's content checksums leave mtimes out too)."""
+    (BuildKit's content checksums leave mtimes out too). `known`: files' sha256 taken when
+    the context was unpacked, used instead of reading a file that has not changed since."""
     skip = IgnoreMatcher(excludes)
     h = hashlib.sha256()
     for source in sources:
         rel = _trim(os.path.relpath(source, ctx))
         src = source_path(ctx, source, follow_links)
         st = os.lstat(src)
-        _hash_entry(h, rel, src, st)
+        _hash_entry(h, rel, src, st, known)
         if stat.S_ISDIR(st.st_mode):
             for parts, path, entry in walk_tree(src, skip):
-                _hash_entry(h, "/".join((rel, *parts)), path, entry)
+                _hash_entry(h, "/".join((rel, *parts)), path, entry, known)
     return "sha256:" + h.hexdigest()
 
 
-def _hash_entry(h: hashlib._Hash, rel: str, path: str, st: os.stat_result) -> None:
+def _hash_entry(h: hashlib._Hash, rel: str, path: str, st: os.stat_result,
+                known: FileDigests | None) -> None:
     kind = stat.S_IFMT(st.st_mode)
     h.update(f"{rel}\0{kind:o}\0{stat.S_IMODE(st.st_mode):o}\0".encode(errors="surrogateescape"))
     if stat.S_ISLNK(st.st_mode):
         h.update(os.readlink(path).encode(errors="surrogateescape") + b"\0")
     elif stat.S_ISREG(st.st_mode):
-        fh = hashlib.sha256()
-        with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as f:
-            for block in iter(lambda: f.read(CHUNK), b""):
-                fh.update(block)
-        h.update(fh.digest())
+        digest = known.lookup(st) if known is not None else None
+        if digest is None:
+            fh = hashlib.sha256()
+            with open(os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC), "rb") as f:
+                for block in iter(lambda: f.read(CHUNK), b""):
+                    fh.update(block)
+            digest = fh.digest()
+        h.update(digest)
     h.update(b"\n")

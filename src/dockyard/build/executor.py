@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from dockyard.build.cache import BuildCache
+from dockyard.build.filedigests import FileDigests
 from dockyard.engine.errors import EngineError, InvalidParameter
 
 Emit = Callable[[str], Awaitable[None]]
@@ -56,8 +57,10 @@ class Builder:
         self.daemon = daemon
         self.cache = cache_of(daemon)
 
-    async def build(self, opts: BuildOptions, ctx: Path, emit: Emit) -> str:
-        """The ID of the image built."""
+    async def build(self, opts: BuildOptions, ctx: Path, emit: Emit,
+                    digests: FileDigests | None = None) -> str:
+        """The ID of the image built. `digests`: the sha256 of the context's files, if they
+        were taken as it was unpacked."""
         from dockyard.build.context import ContextError, read_dockerfile, remove_build_files
         from dockyard.build.dockerfile import needed_stages, parse
         from dockyard.build.steps import StageRunner
@@ -70,10 +73,10 @@ class Builder:
         df = _parsed(parse, text)
         stages = _parsed(needed_stages, df, opts.target or None, opts.build_args)
         total = sum(1 + len(s.instructions) for s in stages)
-        runner = StageRunner(self, opts, ctx, df, emit, total)
+        runner = StageRunner(self, opts, ctx, df, emit, total, digests)
         image = await runner.run(stages)
         for tag in opts.tags:
-            await self.daemon.images.tag(image.id, tag)
+            await self.daemon.images.tag_image(image, tag)
         return image.id
 
 

@@ -49,7 +49,9 @@ async def copy(runner: StageRunner, state: State, env: StageEnv, i: Any) -> Stat
         root = await _source_root(runner, stack, from_)
         try:
             paths = copying.resolve_sources(root, local, excludes=excludes) if local else []
-            digest = copying.content_digest(root, paths, excludes=excludes) if paths else ""
+            known = runner.digests if root == runner.ctx else None
+            digest = copying.content_digest(root, paths, excludes=excludes,
+                                            known=known) if paths else ""
         except copying.CopyError as e:
             raise EngineError(f"{word} failed: {e}") from None
         inline = [(d.name, d.content) for d in i.inline]

@@ -9,7 +9,8 @@
 
 Diff.Commit diffs the snapshot against its parent, stores the layer, the config and the
 manifest, unpacks the new chain and tags the manifest's digest (an unnamed image, as Docker's
-intermediate images are). The snapshot carries the containers' owner label: should the
+intermediate images are). A files step mounts its snapshot volatile (rootview.volatile): its
+unmount does not wait for the disk. The snapshot carries the containers' owner label: should the
 engine die meanwhile, its next start removes it with the other leftovers.
 """
 
@@ -71,7 +72,9 @@ async def commit(daemon: Any, parent: Any | None, doc: dict[str, Any], key: str 
         r = await sup.call(sup.diff.Commit, request)
     except grpc.RpcError as e:
         raise from_grpc(e) from None
-    return await daemon.images.get(r.config_digest)
+    # unnamed, the image goes by its manifest's digest
+    image = await daemon.images.by_record(r.target.digest)
+    return image if image is not None else await daemon.images.get(r.config_digest)
 
 
 @contextlib.asynccontextmanager
@@ -92,7 +95,7 @@ async def files_layer(daemon: Any, parent: Any | None, doc: dict[str, Any],
                       change: Callable[[Path], None]) -> Any:
     """The image of `change` (run in a thread on the mounted root) over `parent`."""
     async with active(daemon, parent) as (key, mounts):
-        async with rootview.mounted(daemon, mounts) as root:
+        async with rootview.mounted(daemon, rootview.volatile(mounts)) as root:
             await asyncio.to_thread(change, Path(root))
         return await commit(daemon, parent, doc, key)
 

@@ -83,7 +83,7 @@ async def run(runner: StageRunner, state: State, env: StageEnv, i: Any) -> State
 
             return await running.run(runner.daemon, state.image, step_config, argv,
                                      emit=runner.emit, network=network, mounts=mounts,
-                                     tmpfs=tmpfs, commit=commit)
+                                     tmpfs=tmpfs, commit=commit, later=runner.later)
 
     return await runner.cached(state, parts, make)
 
@@ -131,7 +131,8 @@ async def bind_root(runner: StageRunner, stack: contextlib.AsyncExitStack, ref: 
         return Path(await stack.enter_async_context(_empty_dir(runner)))
     key, mounts = await stack.enter_async_context(layers.active(runner.daemon, image))
     del key
-    return Path(await stack.enter_async_context(rootview.mounted(runner.daemon, mounts)))
+    return Path(await stack.enter_async_context(
+        rootview.mounted(runner.daemon, rootview.volatile(mounts))))
 
 
 @contextlib.asynccontextmanager

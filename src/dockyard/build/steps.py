@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import json
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from dockyard.units import rfc3339nano
 
 if TYPE_CHECKING:
     from dockyard.build.executor import Builder, BuildOptions, Emit
+    from dockyard.build.filedigests import FileDigests
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 
@@ -53,22 +55,37 @@ class State:
 
 class StageRunner:
     def __init__(self, builder: Builder, opts: BuildOptions, ctx: Path, df: Any, emit: Emit,
-                 total: int) -> None:
+                 total: int, digests: FileDigests | None = None) -> None:
         self.builder = builder
         self.daemon = builder.daemon
         self.cache = builder.cache
         self.opts = opts
         self.ctx = ctx
+        self.digests = digests  # the context's files' sha256, taken as they were unpacked
         self.df = df
         self.total = total
         self.results: dict[int, asyncio.Future[State]] = {}
         self.used_args: set[str] = set()
         self.output = _Ordered(emit)
         self.emit = self.output.emit
+        self.background: set[asyncio.Task[None]] = set()  # clean-ups the build ends with
+
+    def later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` alongside the next steps; the build does not end before it has."""
+        task = asyncio.create_task(work)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
 
     # -- stages ----------------------------------------------------------------------------
 
     async def run(self, stages: list[Any]) -> Any:
+        try:
+            return await self._run(stages)
+        finally:
+            while self.background:  # shielded: a cancelled build still cleans up
+                await asyncio.shield(asyncio.gather(*self.background, return_exceptions=True))
+
+    async def _run(self, stages: list[Any]) -> Any:
         loop = asyncio.get_running_loop()
         self.results = {s.index: loop.create_future() for s in stages}
         self.output.order = [s.index for s in stages]
@@ -177,18 +194,26 @@ class StageRunner:
         if not self.opts.no_cache:
             hit = self.cache.get(key)
             if hit is not None:
-                try:
-                    image = await self.daemon.images.get(hit)
-                except EngineError:
-                    image = None
+                image = await self._cached_image(*hit)
                 if image is not None:
                     await self.emit(" ---> Using cache\n")
                     await self.emit(f" ---> {short(image.id)}\n")
                     return State(image, image.config, key)
         image = await make()
-        await asyncio.to_thread(self.cache.put, key, image.id)
+        await asyncio.to_thread(self.cache.put, key, image.id, image.names[0])
         await self.emit(f" ---> {short(image.id)}\n")
         return State(image, image.config, key)
+
+    async def _cached_image(self, image_id: str, record: str) -> Any | None:
+        """The image a cache entry names, None if it is gone."""
+        images = self.daemon.images
+        try:
+            image = await images.by_record(record) if record else None
+            if image is not None and image.id == image_id:
+                return image
+            return await images.get(image_id)
+        except EngineError:
+            return None
 
     async def _config_step(self, state: State, parts: list[Any], config: dict[str, Any],
                            created_by: str) -> State:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 ARROW = " ---> "
+REMOVING = "Removing intermediate container "
 LOG_TAIL = 10      # lines of the failed step shown in the error report
 TTY_TAIL = 6       # lines of a running step shown on a terminal
 
@@ -136,6 +137,8 @@ class ClassicProgress:
             self._step(line)
         elif line.startswith(ARROW):
             self._arrow(line[len(ARROW):].strip())
+        elif line.startswith(REMOVING):
+            pass  # the classic builder's own line (dockerd before 23 writes it so)
         elif line.startswith("Successfully built "):
             pass  # the image ID comes whole in "aux"
         elif line.startswith("Successfully tagged "):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bz2
 import gzip
+import hashlib
 import io
 import lzma
 import os
@@ -20,6 +21,8 @@ from dockyard.build.context import (
     read_dockerfile,
     remove_build_files,
 )
+from dockyard.build.copying import content_digest
+from dockyard.build.filedigests import FileDigests
 
 Entry = tuple[str, str, object]  # (name, kind, data or link target)
 
@@ -215,3 +218,49 @@ def test_remove_build_files_never_deletes_outside(tmp_path: Path) -> None:
     assert os.path.islink(ctx / "sub")
     remove_build_files(ctx, "sub/Dockerfile")
     assert (host / "Dockerfile").exists()
+
+
+def _digests_after(tmp_path: Path, data: bytes, stream_kind: str) -> tuple[Path, FileDigests]:
+    digests = FileDigests()
+    raw = io.BytesIO(data)
+    stream = io.BufferedReader(raw) if stream_kind == "buffered" else raw  # peekable or not
+    ctx = extract_context(stream, tmp_path / "ctx", digests=digests)  # type: ignore[arg-type]
+    return ctx, digests
+
+
+@pytest.mark.parametrize("stream_kind", ["buffered", "plain"])
+def test_files_are_hashed_as_the_context_is_unpacked(tmp_path: Path, stream_kind: str) -> None:
+    big = os.urandom(3 * (1 << 20) + 123)  # several buffers, and a part of one
+    long_name = "d/" + "n" * 150  # a pax header before the member
+    entries: list[Entry] = [("Dockerfile", "file", "FROM scratch\n"), ("d", "dir", None),
+                            ("big", "file", big), (long_name, "file", "long"),
+                            ("empty", "file", b""), ("twice", "file", "first"),
+                            ("twice", "file", "second"), ("link", "sym", "big")]
+    ctx, digests = _digests_after(tmp_path, make_tar(entries), stream_kind)
+    for name, content in (("big", big), (long_name, b"long"), ("empty", b""),
+                          ("twice", b"second"), ("Dockerfile", b"FROM scratch\n")):
+        path = ctx / name
+        assert path.read_bytes() == content
+        assert digests.lookup(path.stat()) == hashlib.sha256(content).digest()
+    assert digests.lookup((ctx / "d").stat()) is None  # directories are not hashed
+    with open(ctx / "big", "r+b") as f:  # changed since: hashed again by whoever needs it
+        f.write(b"x")
+    assert digests.lookup((ctx / "big").stat()) is None
+
+
+def test_a_context_cut_inside_a_file_is_a_context_error(tmp_path: Path) -> None:
+    data = make_tar([("Dockerfile", "file", "FROM scratch\n"), ("f", "file", b"y" * 5000)])
+    with pytest.raises(ContextError, match="invalid build context"):
+        _digests_after(tmp_path, data[:2048], "buffered")
+
+
+def test_known_digests_give_the_same_cache_key(tmp_path: Path) -> None:
+    entries: list[Entry] = [("Dockerfile", "file", "FROM scratch\n"), ("src", "dir", None),
+                            ("src/a", "file", b"a" * 70_000), ("src/b", "sym", "a")]
+    ctx, digests = _digests_after(tmp_path, make_tar(entries), "buffered")
+    sources = [ctx / "src", ctx / "Dockerfile"]
+    assert content_digest(ctx, sources, known=digests) == content_digest(ctx, sources)
+    before = content_digest(ctx, sources, known=digests)
+    (ctx / "src/a").write_bytes(b"b" * 70_000)  # same size, new content: not trusted
+    assert content_digest(ctx, sources, known=digests) == content_digest(ctx, sources) != \
+        before

@@ -49,7 +49,7 @@ SUCCESS = [
     s("h"), s("i\nthe"), s("re\n"),
     s(" ---> Removed intermediate container 0123456789ab\n"), s(" ---> 2b3c4d5e6f7a\n"),
     s("Step 3/3 : CMD [\"sh\"]\n"), s(" ---> Running in 123456789abc\n"),
-    s(" ---> Removed intermediate container 123456789abc\n"), s(" ---> 3c4d5e6f7a8b\n"),
+    s("Removing intermediate container 123456789abc\n"), s(" ---> 3c4d5e6f7a8b\n"),
     {"aux": {"ID": IMAGE}}, s("Successfully built abababababab\n"),
     s("Successfully tagged web:1\n"),
 ]

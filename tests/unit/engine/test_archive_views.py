@@ -157,3 +157,18 @@ def test_commit_refuses_an_unknown_instruction_in_dockerd_words() -> None:
 
     with pytest.raises(InvalidParameter, match=r"^bogus is not a valid change command$"):
         commit.commit_config(None, _container().config, ["BOGUS x"])
+
+
+def test_only_a_writable_overlay_is_made_volatile() -> None:
+    from types import SimpleNamespace
+
+    from dockyard.engine.containers import rootview
+
+    rw = SimpleNamespace(type="overlay", source="overlay",
+                         options=["index=off", "lowerdir=/l", "upperdir=/u", "workdir=/w"])
+    ro = SimpleNamespace(type="overlay", source="overlay", options=["ro", "lowerdir=/a:/b"])
+    bind = SimpleNamespace(type="bind", source="/s", options=["rbind", "rw"])
+    out = rootview.volatile([rw, ro, bind])
+    assert out[0].options == (*rw.options, "volatile") and out[0].type == "overlay"
+    assert out[1] is ro and out[2] is bind
+    assert rootview.volatile(out)[0].options.count("volatile") == 1

@@ -16,8 +16,9 @@ Secrets: the classic API has no channel for them, so `dockyard build --secret` s
 in the context under .dockyard-secrets/<id>; they leave the context before the build starts.
 
 Bad query parameters are refused before the stream starts (400, as dockerd); everything
-after is reported in the stream. The context is spooled to a file under the data root first,
-then unpacked by dockyard.build.context in a worker thread.
+after is reported in the stream. The context is unpacked under the data root by
+dockyard.build.context in a worker thread as it arrives (bodypipe), its files hashed on the
+way for the COPY cache keys.
 """
 
 from __future__ import annotations
@@ -29,15 +30,15 @@ import logging
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from aiohttp import web
 
+from dockyard.engine.api import bodypipe
 from dockyard.engine.api.server import Route, query_bool, query_filters
 from dockyard.engine.errors import EngineError, InvalidParameter
 from dockyard.engine.images.registry import decode_auth_header
 
-SPOOL_CHUNK = 1 << 20
 log = logging.getLogger("dockyard.engine")
 
 
@@ -79,16 +80,6 @@ def options(request: web.Request) -> Any:
         pull=query_bool(request, "pull"), quiet=query_bool(request, "q"),
         network=q.get("networkmode") or "default",
         auth=decode_auth_header(request.headers.get("X-Registry-Config")))
-
-
-async def spool(request: web.Request, root: Path) -> Path:
-    """The request body in a file of its own."""
-    root.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, name = tempfile.mkstemp(prefix="context-", suffix=".tar", dir=root)
-    with open(fd, "wb") as out:
-        while chunk := await request.content.read(SPOOL_CHUNK):
-            await asyncio.to_thread(out.write, chunk)
-    return Path(name)
 
 
 def take_secrets(ctx: Path, dest: Path) -> dict[str, Path]:
@@ -142,13 +133,19 @@ def routes(daemon: Any) -> list[Route]:
     async def build(request: web.Request) -> web.StreamResponse:
         from dockyard.build.context import extract_context
         from dockyard.build.executor import Builder
+        from dockyard.build.filedigests import FileDigests
 
         opts = options(request)
         scratch = Path(daemon.data_root) / "tmp"
-        tar = await spool(request, scratch)
+        scratch.mkdir(parents=True, exist_ok=True, mode=0o700)
         work = Path(tempfile.mkdtemp(prefix="build-", dir=scratch))
+        digests = FileDigests()
+
+        def unpack(stream: BinaryIO) -> Path:
+            return extract_context(stream, work / "context", dockerfile=opts.dockerfile,
+                                   digests=digests)
+
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
-        await response.prepare(request)
 
         async def send(message: dict[str, Any]) -> None:
             with contextlib.suppress(ConnectionError):
@@ -160,12 +157,16 @@ def routes(daemon: Any) -> list[Route]:
 
         last: list[dict[str, Any]] = []  # sent once the context is gone from the disk
         try:
-            with open(tar, "rb") as stream:
-                ctx = await asyncio.to_thread(extract_context, stream, work / "context",
-                                              dockerfile=opts.dockerfile)
-            tar.unlink()
-            opts.secrets = await asyncio.to_thread(take_secrets, ctx, work / "secrets")
-            image_id = await Builder(daemon).build(opts, ctx, emit)
+            unpacked: Path | Exception
+            try:
+                unpacked = await bodypipe.consume(request.content, unpack)
+            except Exception as e:  # the stream reports it, as any failure after the query's
+                unpacked = e
+            await response.prepare(request)
+            if isinstance(unpacked, Exception):
+                raise unpacked
+            opts.secrets = await asyncio.to_thread(take_secrets, unpacked, work / "secrets")
+            image_id = await Builder(daemon).build(opts, unpacked, emit, digests)
             last.append({"aux": {"ID": image_id}})
             if opts.quiet:
                 last.append({"stream": image_id + "\n"})
@@ -183,8 +184,6 @@ def routes(daemon: Any) -> list[Route]:
                 log.exception("build failed")
             last.append({"errorDetail": {"code": 1, "message": str(e)}, "error": str(e)})
         finally:
-            with contextlib.suppress(OSError):
-                tar.unlink()
             await asyncio.to_thread(shutil.rmtree, work, True)
         for message in last:
             await send(message)

@@ -49,6 +49,26 @@ def view_mounts(rootfs: list[Any]) -> list[_Mount]:
     return [_Mount("overlay", "overlay", ("ro", "lowerdir=" + ":".join(dirs)))]
 
 
+def volatile(mounts: list[Any]) -> list[Any]:
+    """`mounts` with a read-write overlay told not to sync (overlayfs's `volatile`).
+
+    Unmounting an overlay makes the kernel sync the whole file system under its upper dir:
+    every dirty page of it, not just the layer's, some 20 ms for 10 MB here. A builder's
+    step mounts a snapshot only to write its files and commit them: they then need to
+    outlive a power cut no more than the files of a layer unpacked from a pull (written
+    without a sync either), and the layer's blob is synced in the content store. The upper
+    dir so mounted must not be mounted read-write again (overlayfs refuses): a committed
+    snapshot is only ever a lower dir, a removed one is gone."""
+    out: list[Any] = []
+    for m in mounts:
+        options = tuple(m.options)
+        if m.type == "overlay" and any(o.startswith("upperdir=") for o in options) and \
+                "volatile" not in options:
+            m = _Mount(m.type, m.source, (*options, "volatile"))
+        out.append(m)
+    return out
+
+
 def _scratch(daemon: Any) -> str:
     base = Path(daemon.data_root) / "tmp"
     base.mkdir(parents=True, exist_ok=True, mode=0o700)

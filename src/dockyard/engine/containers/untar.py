@@ -14,16 +14,19 @@ never written through; owner, mode and times are set on the very inode.
 The builder unpacks build contexts and ADD's archives with the same Extractor
 (build/archives.py): it checks names more strictly first, keeps a context's symlinks as
 written (`links_inside=False`: never followed, they may point anywhere), makes no devices,
-and keeps owners only when it runs as root.
+keeps owners only when it runs as root, and for a context has each regular file hashed as it
+is written (`hashed`: build/filedigests.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import stat
 import tarfile
 from collections.abc import Callable
+from typing import BinaryIO
 
 from dockyard.engine.errors import EngineError, InvalidParameter
 from dockyard.image.errors import InvalidArgument
@@ -58,12 +61,58 @@ def _inside(real: Parts, dest: Parts) -> bool:
     return real[:len(dest)] == dest
 
 
+def copy_member(tar: tarfile.TarFile, m: tarfile.TarInfo, dst: BinaryIO,
+                hashing: bool = False) -> bytes:
+    """Write a regular member's data to `dst`; its sha256 if `hashing` (else b"").
+
+    An archive read as a stream (mode "r|", opened with bufsize=tarfile.BLOCKSIZE, as
+    open_stream does) has read exactly the member's headers: its data is next in the file
+    under it, and goes from there to `dst` through one reused buffer. tarfile's own reader
+    would copy every block several times (its buffers, joins and slices), which costs more
+    than the writing and the hashing together, and holds the GIL meanwhile."""
+    stream = tar.fileobj
+    under = getattr(stream, "fileobj", None)
+    h = hashlib.sha256() if hashing else None
+    if not (isinstance(stream, tarfile._Stream) and stream.comptype == "tar"
+            and stream.buf == b"" and stream.pos == m.offset_data
+            and hasattr(under, "readinto")):
+        src = tar.extractfile(m)
+        while src is not None and (block := src.read(CHUNK)):
+            if h is not None:
+                h.update(block)
+            dst.write(block)
+        return h.digest() if h is not None else b""
+    assert under is not None
+    buf = memoryview(bytearray(min(m.size, CHUNK) or 1))
+    left = m.size
+    while left:
+        n = under.readinto(buf[:min(left, len(buf))])
+        if not n:
+            raise tarfile.ReadError("unexpected end of data")
+        if h is not None:
+            h.update(buf[:n])
+        dst.write(buf[:n])
+        left -= n
+    padding = -m.size % tarfile.BLOCKSIZE
+    if padding and len(under.read(padding)) != padding:
+        raise tarfile.ReadError("unexpected end of data")
+    stream.pos = m.offset_data + m.size + padding  # where tarfile looks for the next header
+    return h.digest() if h is not None else b""
+
+
+def open_stream(source: BinaryIO) -> tarfile.TarFile:
+    """A tar read front to back from `source` (see copy_member)."""
+    return tarfile.open(fileobj=source, mode="r|", bufsize=tarfile.BLOCKSIZE)
+
+
 class Extractor:
     def __init__(self, root: Root, dest: Parts, no_overwrite: bool,
                  chown: tuple[int, int] | None, *, links_inside: bool = True,
-                 devices: bool = True, keep_owner: bool = True) -> None:
+                 devices: bool = True, keep_owner: bool = True,
+                 hashed: Callable[[os.stat_result, bytes], None] | None = None) -> None:
         self.root, self.dest, self.no_overwrite, self.chown = root, dest, no_overwrite, chown
         self.links_inside, self.devices, self.keep_owner = links_inside, devices, keep_owner
+        self.hashed = hashed  # told each regular file's final stat and sha256 (the builder)
         self.dir_times: list[tuple[Parts, int]] = []
 
     def run(self, tar: tarfile.TarFile,
@@ -103,6 +152,7 @@ class Extractor:
                 except InvalidParameter:
                     raise InvalidParameter(f'invalid symlink "{m.name}" -> "{target}"'
                                            ) from None
+        digest = b""
         if not self._clear(parent_fd, real, name, m):
             self._set(parent_fd, name, m, created=False)
             return
@@ -112,9 +162,7 @@ class Extractor:
             fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW |
                          os.O_CLOEXEC, 0o600, dir_fd=parent_fd)
             with os.fdopen(fd, "wb") as f:
-                src = tar.extractfile(m)
-                if src is not None:
-                    shutil.copyfileobj(src, f, CHUNK)
+                digest = copy_member(tar, m, f, self.hashed is not None)
         elif m.issym():
             os.symlink(m.linkname, name, dir_fd=parent_fd)
         elif m.islnk():
@@ -128,6 +176,8 @@ class Extractor:
         self._set(parent_fd, name, m, created=True)
         if m.isdir():
             self.dir_times.append((parts, int(m.mtime)))
+        elif m.isreg() and self.hashed is not None:
+            self.hashed(os.stat(name, dir_fd=parent_fd, follow_symlinks=False), digest)
 
     def _clear(self, parent_fd: int, real: Parts, name: str, m: tarfile.TarInfo) -> bool:
         """Make room for `m`: True when it must be made, False when it is an existing

@@ -162,18 +162,10 @@ class ImageService:
         except ImageError:
             ref = None
         if ref is not None:
-            name = str(ref if (ref.tag or ref.digest) else ref.with_default_tag())
-            try:
-                rec = (await self.sup.call(self.sup.images.Get,
-                                           images_pb.GetImageRequest(name=name))).image
-            except grpc.RpcError as e:
-                if e.code() != grpc.StatusCode.NOT_FOUND:
-                    raise from_grpc(e) from None
-            else:
-                target = Descriptor(rec.target.media_type, rec.target.digest, rec.target.size)
-                resolved = await self._resolve(target)
-                return EngineImage(str(resolved.manifest.config.digest), target, resolved,
-                                   (rec.name,), rec.created_at)
+            found = await self.by_record(str(ref if (ref.tag or ref.digest)
+                                             else ref.with_default_tag()))
+            if found is not None:
+                return found
             if ref.digest and not ref.tag:  # name@digest: any name of that repository
                 for image in await self.list():
                     if str(image.target.digest) == str(ref.digest) or \
@@ -214,6 +206,18 @@ class ImageService:
                 return other
         return image
 
+    async def by_record(self, name: str) -> EngineImage | None:
+        """The image of the supervisor's record called exactly `name` (a full reference, or
+        the manifest digest an unnamed image goes by), knowing that one name; None without
+        such a record. One call, where finding an image by its ID reads every record."""
+        rec = await self.record(name)
+        if rec is None:
+            return None
+        target = Descriptor(rec.target.media_type, rec.target.digest, rec.target.size)
+        resolved = await self._resolve(target)
+        return EngineImage(str(resolved.manifest.config.digest), target, resolved,
+                           (rec.name,), rec.created_at)
+
     async def record(self, name: str) -> Any | None:
         """The supervisor's image record called `name` (a full reference), or None."""
         try:
@@ -227,7 +231,11 @@ class ImageService:
     async def tag(self, source: str, target: str) -> EngineImage:
         """Name the image `source` designates `target` too ("repo" means "repo:latest"),
         as POST /images/{name}/tag does; a name already in use moves to this image."""
-        image = await self.get(source)
+        return await self.tag_image(await self.get(source), target)
+
+    async def tag_image(self, image: EngineImage, target: str) -> EngineImage:
+        """tag() of an image in hand. A name that is already this image's is left as it is
+        (the event is sent all the same, as dockerd sends it)."""
         try:
             ref = reference.parse(target).with_default_tag()
         except ImageError as e:
@@ -237,10 +245,12 @@ class ImageService:
         name = str(ref)
         rec = images_pb.Image(name=name, target=_target_proto(image.target))
         try:
-            if await self.record(name) is None:
+            now = await self.record(name)
+            if now is None:
                 await self.sup.call(self.sup.images.Create,
                                     images_pb.CreateImageRequest(image=rec))
-            else:
+            elif now.target.digest != rec.target.digest or \
+                    now.target.media_type != rec.target.media_type:
                 await self.sup.call(self.sup.images.Update,
                                     images_pb.UpdateImageRequest(image=rec))
         except grpc.RpcError as e:

@@ -35,8 +35,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno as errnos
+import fcntl
 import ipaddress
 import os
+import socket
+import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -151,6 +154,18 @@ def _detach(target: str) -> None:
     _syscall_check(_libc.umount2(target.encode(), MNT_DETACH), "unmount netns", target)
 
 
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def _loopback_up() -> None:
+    """`ip link set lo up` in the calling thread's namespace, by ioctl: no netlink socket
+    (an IPRoute costs ~1 ms to open and query) for one flag."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifr = struct.pack("16sh22x", b"lo", 0)
+        flags = struct.unpack("16sh22x", fcntl.ioctl(s.fileno(), SIOCGIFFLAGS, ifr))[1]
+        fcntl.ioctl(s.fileno(), SIOCSIFFLAGS, struct.pack("16sh22x", b"lo", flags | IFF_UP))
+
+
 def _on_thread(fn: Callable[[], T]) -> T:
     """Run fn on a fresh OS thread that exits afterwards (taking any namespace with it)."""
     result: list[T] = []
@@ -190,13 +205,18 @@ def in_netns(path: str | os.PathLike[str], fn: Callable[[], T]) -> T:
 # -- links (shared by bridges and veths) -------------------------------------------------
 
 
-def _index(ipr: IPRoute, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return int(found[0]) if found else None
+def _index(name: str) -> int | None:
+    """The index of link `name` in the calling thread's namespace, None if there is none:
+    one ioctl (SIOCGIFINDEX), where pyroute2's link_lookup dumps every link of the host
+    and parses them in Python (~1 ms, more with every container)."""
+    try:
+        return socket.if_nametoindex(name)
+    except OSError:  # "no interface with this name" (if_nametoindex gives no errno)
+        return None
 
 
-def _require(ipr: IPRoute, op: str, name: str) -> int:
-    index = _index(ipr, name)
+def _require(op: str, name: str) -> int:
+    index = _index(name)
     if index is None:
         raise NetlinkError(op, name, errnos.ENODEV, "no such link")
     return index
@@ -224,20 +244,21 @@ def _add_addresses(ipr: IPRoute, index: int, addresses: Sequence[Interface]) -> 
 def link_exists(name: str, netns: str | os.PathLike[str] | None = None) -> bool:
     """Whether a link called `name` exists on the host (or in the namespace at `netns`)."""
     def lookup() -> bool:
-        with _failing("look up link", name), IPRoute() as ipr:
-            return _index(ipr, name) is not None
+        with _failing("look up link", name):
+            return _index(name) is not None
 
     return lookup() if netns is None else in_netns(netns, lookup)
 
 
 def _delete_link(op: str, name: str, missing_ok: bool) -> None:
-    with _failing(op, name), IPRoute() as ipr:
-        index = _index(ipr, name)
+    with _failing(op, name):
+        index = _index(name)
         if index is None:
             if missing_ok:
                 return
             raise NetlinkError(op, name, errnos.ENODEV, "no such link")
-        ipr.link("del", index=index)
+        with IPRoute() as ipr:
+            ipr.link("del", index=index)
 
 
 # -- bridges -----------------------------------------------------------------------------
@@ -245,9 +266,12 @@ def _delete_link(op: str, name: str, missing_ok: bool) -> None:
 
 def bridge_exists(name: str) -> bool:
     """Whether a bridge called `name` exists on the host."""
-    with _failing("look up bridge", name), IPRoute() as ipr:
-        index = _index(ipr, name)
-        return index is not None and _kind(ipr, index) == "bridge"
+    with _failing("look up bridge", name):
+        index = _index(name)
+        if index is None:
+            return False
+        with IPRoute() as ipr:
+            return _kind(ipr, index) == "bridge"
 
 
 def ensure_bridge(spec: BridgeSpec) -> None:
@@ -256,10 +280,10 @@ def ensure_bridge(spec: BridgeSpec) -> None:
     op = "ensure bridge"
     _check_name(op, spec.name)
     with _failing(op, spec.name), IPRoute() as ipr:
-        index = _index(ipr, spec.name)
+        index = _index(spec.name)
         if index is None:
             ipr.link("add", ifname=spec.name, kind="bridge")
-            index = _require(ipr, op, spec.name)
+            index = _require(op, spec.name)
         elif _kind(ipr, index) != "bridge":
             raise NetlinkError(op, spec.name, errnos.EEXIST, "a link of another kind exists")
         # Set after creation, so the kernel counts it as chosen and keeps it as ports join.
@@ -271,7 +295,7 @@ def ensure_bridge(spec: BridgeSpec) -> None:
 def delete_bridge(name: str, *, missing_ok: bool = False) -> None:
     """Delete the bridge (its ports are released, not deleted)."""
     with _failing("delete bridge", name), IPRoute() as ipr:
-        index = _index(ipr, name)
+        index = _index(name)
         if index is not None and _kind(ipr, index) != "bridge":
             raise NetlinkError("delete bridge", name, errnos.EINVAL, "not a bridge")
     _delete_link("delete bridge", name, missing_ok)
@@ -294,8 +318,8 @@ def create_netns(path: str | os.PathLike[str],
     def make() -> None:
         _unshare_net()
         _bind_mount("/proc/thread-self/ns/net", target)
-        with _failing("set lo up in netns", target), IPRoute() as ipr:
-            ipr.link("set", index=ipr.link_lookup(ifname="lo")[0], state="up")
+        with _failing("set lo up in netns", target):
+            _loopback_up()
         for key, value in sysctls:
             with _failing("write sysctl", key), open(key, "w") as f:
                 f.write(value)
@@ -354,33 +378,44 @@ def create_veth(spec: VethSpec) -> None:
     netns = os.fspath(spec.netns)
     if not os.path.exists(netns):
         raise NetlinkError(op, spec.host, errnos.ENOENT, f"no network namespace at {netns}")
-    with _failing(op, spec.host), IPRoute() as ipr:
-        bridge = _index(ipr, spec.bridge)
-        if bridge is None:
-            raise NetlinkError(op, spec.host, errnos.ENODEV, f"no bridge {spec.bridge}")
-        if _index(ipr, spec.host) is not None:
-            raise NetlinkError(op, spec.host, errnos.EEXIST)
-        if link_exists(spec.peer_name, netns):  # else the kernel's EEXIST names no side
-            raise NetlinkError(op, spec.peer_name, errnos.EEXIST,
-                               "a link with this name already exists in the namespace")
-        fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            peer: dict[str, Any] = {"ifname": spec.peer_name, "mtu": spec.mtu,
-                                    "net_ns_fd": fd}
-            if spec.mac:
-                peer["address"] = spec.mac
-            ipr.link("add", ifname=spec.host, kind="veth", mtu=spec.mtu, master=bridge,
-                     peer=peer)
-        finally:
-            os.close(fd)
+    created = False
     try:
-        in_netns(netns, lambda: _configure_peer(spec))
         with _failing(op, spec.host), IPRoute() as ipr:
-            ipr.link("set", index=_require(ipr, op, spec.host), state="up")
+            bridge = _index(spec.bridge)
+            if bridge is None:
+                raise NetlinkError(op, spec.host, errnos.ENODEV, f"no bridge {spec.bridge}")
+            if _index(spec.host) is not None:
+                raise NetlinkError(op, spec.host, errnos.EEXIST)
+            _add_veth(ipr, spec, netns, bridge)
+            created = True
+            in_netns(netns, lambda: _configure_peer(spec))
+            ipr.link("set", index=_require(op, spec.host), state="up")
     except BaseException:
-        with contextlib.suppress(NetlinkError):
-            _delete_link(op, spec.host, missing_ok=True)
+        if created:
+            with contextlib.suppress(NetlinkError):
+                _delete_link(op, spec.host, missing_ok=True)
         raise
+
+
+def _add_veth(ipr: IPRoute, spec: VethSpec, netns: str, bridge: int) -> None:
+    """The pair, its peer made in the namespace. The kernel's EEXIST names no side: when
+    the host's end is free (checked before), the namespace already has the peer's name
+    (looked up only then: a thread into the namespace, not paid on every create)."""
+    fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        peer: dict[str, Any] = {"ifname": spec.peer_name, "mtu": spec.mtu, "net_ns_fd": fd}
+        if spec.mac:
+            peer["address"] = spec.mac
+        ipr.link("add", ifname=spec.host, kind="veth", mtu=spec.mtu, master=bridge,
+                 peer=peer)
+    except _PyrouteNetlinkError as e:
+        if e.code == errnos.EEXIST and _index(spec.host) is None \
+                and link_exists(spec.peer_name, netns):
+            raise NetlinkError("create veth", spec.peer_name, errnos.EEXIST,
+                               "a link with this name already exists in the namespace") from None
+        raise
+    finally:
+        os.close(fd)
 
 
 def _configure_peer(spec: VethSpec) -> None:
@@ -389,7 +424,7 @@ def _configure_peer(spec: VethSpec) -> None:
                 open(f"/proc/sys/net/ipv6/conf/{spec.peer_name}/disable_ipv6", "w") as f:
             f.write("0")
     with _failing("configure veth peer", spec.peer_name), IPRoute() as ipr:
-        index = _require(ipr, "configure veth peer", spec.peer_name)
+        index = _require("configure veth peer", spec.peer_name)
         _add_addresses(ipr, index, spec.addresses)
         ipr.link("set", index=index, state="up")
         for gateway in spec.gateways:

@@ -151,7 +151,8 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
                "bundle": bundle, "annotations": sp.annotations}
         child.send_boot({"mode": "create", "config": sp.raw, "bundle": bundle,
                          "preserve_fds": opts.preserve_fds,
-                         "no_pivot": opts.no_pivot, "state": oci},
+                         "no_pivot": opts.no_pivot, "state": oci,
+                         "seccomp": seccomp_program(sp, root)},
                         {"console": console_fd, "fifo": fifo_fd, "cgroup": join_fds,
                          "trace": tracepoints.fd() if tracepoints.fd() >= 0 else None})
         os.close(fifo_fd)
@@ -178,6 +179,19 @@ def create(root: str, cid: str, bundle: str, opts: Options) -> state.State:
         child.close()
         undo.pop_all()
     return st
+
+
+def seccomp_program(sp: spec.Spec, root: str) -> dict[str, Any] | None:
+    """The container's seccomp filter compiled for its init (None: it has none), from the
+    cache under `root` when this profile was compiled before (linux/seccomp.py says why
+    here rather than in the init)."""
+    config = sp.linux.get("seccomp")
+    if not config:
+        return None
+    from dockyard.runtime.linux import seccomp, seccompcache
+
+    prog = seccomp.program(config, seccompcache.directory(root))
+    return prog.to_json() if prog is not None else None
 
 
 def _destroy_cgroup(mgr: cgroups.Manager, child: process.Child) -> None:

@@ -90,7 +90,9 @@ def exec_process(st: State, proc: dict[str, Any], *, detach: bool = False,
         try:
             child.send_boot({"mode": "exec", "config": config, "bundle": st.bundle,
                              "init_pid": st.pid, "preserve_fds": preserve_fds,
-                             "state": st.oci(status)}, {"console": theirs, "cgroup": join_fds})
+                             "state": st.oci(status),
+                             "seccomp": container.seccomp_program(sp, os.path.dirname(st.dir))},
+                            {"console": theirs, "cgroup": join_fds})
         finally:
             for fd in [theirs, *join_fds]:
                 if fd is not None:

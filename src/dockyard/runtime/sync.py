@@ -5,7 +5,8 @@
     ──────────────────────────────────   ─────────────────────────────   ─────────────────────
     make cgroup; posix_spawn ─────────▶  start; wait for BOOT
     write stage-1 pid to cgroup.procs
-    send BOOT {config, options} ───────▶ [new user ns? → USERNS]
+    send BOOT {config, options,  ──────▶ [new user ns? → USERNS]
+      compiled seccomp filter}
     write uid_map/gid_map; send ACK ───▶ setns(paths); unshare(rest)
                                          fork ──────────────────────▶ setsid; mounts
     ◀─────────────────────────────────── PID {pid}; exit

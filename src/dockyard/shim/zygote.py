@@ -55,6 +55,7 @@ def preload() -> None:
         rlimits,
         rootfs,
         seccomp,
+        seccompcache,
         securejoin,
     )
     from dockyard.runtime.linux.cgroups import devrules, resources, stats, v1, v2  # noqa: F401

@@ -517,3 +517,21 @@ def test_notify_hands_the_fd_to_the_agent_which_answers(tmp_path):
 def test_send_listener_names_the_socket_it_cannot_reach(tmp_path):
     with pytest.raises(OSError, match=r"failed to connect with seccomp agent .*nowhere\.sock"):
         seccomp.send_listener(str(tmp_path / "nowhere.sock"), 0, b"{}")
+
+
+def test_a_compiled_filter_is_kept_and_reused_and_loads_the_same(tmp_path):
+    """The CLI compiles once per profile (seccomp.program with a cache); the init installs
+    what it is given."""
+    prof = allow_but({"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"})
+    cache = str(tmp_path / "@seccomp")
+    first = seccomp.program(prof, cache)
+    assert len(os.listdir(cache)) == 1
+    again = seccomp.program(prof, cache)
+    assert (again.bpf, again.flags, again.nr) == (first.bpf, first.flags, first.nr)
+    assert first.bpf == seccomp.program(prof).bpf  # the same as compiled afresh
+
+    def child():
+        assert seccomp.install(seccomp.Program.from_json(again.to_json())) is None
+        return {"mkdir": errno_of(os.mkdir, str(tmp_path / "d")), "mode": proc_status()["Seccomp"]}
+
+    assert run(child) == {"mkdir": errno.EPERM, "mode": "2"}

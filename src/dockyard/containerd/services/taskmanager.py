@@ -127,7 +127,7 @@ class TaskManager:
         try:
             (bundle / "rootfs").mkdir(mode=0o711)
             with open(bundle / "config.json", "w") as f:
-                json.dump(spec, f)
+                f.write(json.dumps(spec))  # one write: json.dump writes chunk by chunk
             address = await asyncio.to_thread(
                 start_shim, namespace, cid, bundle, state_dir=self.state_dir, runtime=self.runtime,
                 runtime_root=self.runtime_root(namespace), debug=self.debug,

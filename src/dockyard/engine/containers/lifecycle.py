@@ -6,8 +6,10 @@ container whose pid matches). An exit then: deletes the task and the container r
 the state, publishes "die", answers waiters, and either schedules a restart (the policy, with
 restart.py's backoff) or removes an AutoRemove container.
 
-A start: the spec (runspec.py) -> container record -> Tasks.Create (the shim writes the
-json-file log) -> task_hooks (attach before any output) -> Tasks.Start -> state "running".
+A start: the networks' attach (sandbox, addresses, files) -> the spec (runspec.py) ->
+container record -> Tasks.Create (the shim writes the json-file log; meanwhile the networks
+make links, ports and resolver) -> task_hooks (attach before any output) -> the networks
+ready -> Tasks.Start -> state "running".
 """
 
 from __future__ import annotations
@@ -113,6 +115,7 @@ class Lifecycle:
                                  max_file=int(opts.get("max-file") or 1))
             for hook in list(self.task_hooks):
                 await hook(c)
+            await self.daemon.networks.ready(c)  # attach made the rest while we created
             pid = await rt.start_task(c.id)
         except BaseException as e:
             with contextlib.suppress(Exception):

@@ -78,13 +78,22 @@ class Runtime:
     # -- container record --------------------------------------------------------------------
 
     async def create_record(self, cid: str, image: str, spec: dict[str, Any]) -> None:
+        """The record of this start. One left by a start or exit that did not finish (the
+        daemon killed in between) is replaced: looked for only when the create finds it,
+        not with a delete before every create."""
+        packed = any_pb2.Any(type_url=SPEC_TYPE, value=json.dumps(spec).encode())
+        request = containers_pb.CreateContainerRequest(container=containers_pb.Container(
+            id=cid, image=image, spec=packed, snapshotter=SNAPSHOTTER, snapshot_key=cid,
+            runtime=containers_pb.Container.Runtime(name=RUNTIME)))
+        try:
+            await self.sup.call(self.sup.containers.Create, request)
+            return
+        except grpc.RpcError as e:
+            if _code(e) != grpc.StatusCode.ALREADY_EXISTS:
+                raise from_grpc(e) from None
         await self._call(self.sup.containers.Delete,
                          containers_pb.DeleteContainerRequest(id=cid), missing_ok=True)
-        packed = any_pb2.Any(type_url=SPEC_TYPE, value=json.dumps(spec).encode())
-        await self._call(self.sup.containers.Create, containers_pb.CreateContainerRequest(
-            container=containers_pb.Container(
-                id=cid, image=image, spec=packed, snapshotter=SNAPSHOTTER, snapshot_key=cid,
-                runtime=containers_pb.Container.Runtime(name=RUNTIME))))
+        await self._call(self.sup.containers.Create, request)
 
     async def delete_record(self, cid: str) -> None:
         await self._call(self.sup.containers.Delete,

@@ -4,13 +4,17 @@ network, its published ports and, on user-defined networks, its embedded DNS ser
 Made at each start, before the task exists (the runtime joins the sandbox by path), and
 undone at each exit, as dockerd releases a stopped container's addresses and ports:
 
-    attach   addresses (IPAM, persisted) and host ports (held sockets) are taken under the
-             service's lock; then the sandbox and a veth per network are made; the DNS
-             names registered and a resolver bound to 127.0.0.11:53 inside the sandbox; the
-             firewall recomputed when ports were published; hosts/resolv.conf written;
-             everything recorded in the container's NetworkSettings
+    attach   the sandbox is made; addresses (IPAM, persisted) taken under the service's
+             lock, the DNS names registered, hosts/resolv.conf written (the task bind-mounts
+             them), everything recorded in the container's NetworkSettings; then, while the
+             task is being created, the rest: a veth per network, host ports (held sockets)
+             and the firewall recomputed when ports are published, a resolver bound to
+             127.0.0.11:53 inside the sandbox
+    ready    waits for that rest: the task starts only once it is done (its process never
+             runs without its network), and a failure there fails the start
     detach   the same, backwards; each step tolerates what is already gone, so a detach
-             after a crash, a kill -9 or a half-made attach leaves nothing
+             after a crash, a kill -9 or a half-made attach leaves nothing; the released
+             addresses' connection-tracking entries go FORGET_DELAY later (`forget`)
     restore  after a daemon restart, for a container still running: its addresses and
              ports taken again exactly, its names and resolver back; for one that is not,
              a detach
@@ -46,6 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dockyard.engine")
 DNS_ADDRESS = "127.0.0.11"
+FORGET_DELAY = 0.25  # seconds from a release to the deletion of its conntrack entries
 SHARED_MODES = ("host", "none")
 
 
@@ -94,6 +99,9 @@ class Endpoints:
         self.service = service
         self.resolvers: dict[str, Any] = {}  # container id -> its DNSServer
         self.background: set[asyncio.Task[None]] = set()
+        self.plumbing: dict[str, asyncio.Task[None]] = {}  # container id -> attach's rest
+        self.forgetting: set[str] = set()  # released; their conntrack entries not deleted yet
+        self.forget_lock = asyncio.Lock()
 
     @property
     def netns_dir(self) -> Path:
@@ -102,8 +110,10 @@ class Endpoints:
     # -- attach ------------------------------------------------------------------------
 
     async def attach(self, c: Container) -> str | None:
-        """Make the container's sandbox and endpoints; the sandbox path for its spec (None
-        for host, none and container:<id>, whose namespaces the spec sets up itself)."""
+        """Make the container's sandbox, take its addresses and write its files; start
+        making the rest (module docstring), which `ready` waits for. The sandbox path for its
+        spec (None for host, none and container:<id>, whose namespaces the spec sets up
+        itself)."""
         if c.network_settings:  # a previous run's, not released yet
             await self.detach(c)
         if not bridged(c):
@@ -116,20 +126,56 @@ class Endpoints:
         c.network_settings = settings
         try:
             await asyncio.to_thread(plumbing.sandbox_up, path)
+            links = []
             for index, (net, cfg) in enumerate(wanted):
-                await self._endpoint(c, net, cfg, index)
-            await self._publish(c, wanted[0][0] if wanted else None)
-            await self._resolver(c)
+                links.append(await self._address(c, net, cfg, index))
+                self._names(c, net, cfg)
             await asyncio.to_thread(self.service.write_files, c)
+            self.plumbing[c.id] = asyncio.create_task(
+                self._plumb(c, links, wanted[0][0] if wanted else None))
         except BaseException:
             with contextlib.suppress(Exception):
                 await self.detach(c)
             raise
         return path
 
+    async def _plumb(self, c: Container, links: list[tuple[Any, ...]],
+                     first: Network | None) -> None:
+        """What attach leaves to be done while the task is made: links, ports, resolver."""
+        await asyncio.to_thread(_links_up, links)
+        await self._publish(c, first)
+        await self._resolver(c)
+
+    async def ready(self, c: Container) -> None:
+        """Wait for the rest of attach; its error, if it failed (the caller detaches).
+        Cancelled, the rest goes on, and a detach waits for it."""
+        task = self.plumbing.get(c.id)
+        if task is None:
+            return
+        await asyncio.wait([task])
+        self.plumbing.pop(c.id, None)
+        task.result()
+
+    async def _settle(self, c: Container) -> None:
+        """Let the rest of an attach finish, whatever its outcome, before undoing it: its
+        threads cannot be interrupted half way."""
+        task = self.plumbing.pop(c.id, None)
+        if task is not None:
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.exception()  # retrieved: the caller of ready, if any, saw it
+
     async def _endpoint(self, c: Container, net: Network, cfg: dict[str, Any],
                         index: int) -> dict[str, Any]:
         """Address, veth and names of `c` on `net` (its index-th network: eth<index>)."""
+        link = await self._address(c, net, cfg, index)
+        await asyncio.to_thread(_links_up, [link])
+        return self._names(c, net, cfg)
+
+    async def _address(self, c: Container, net: Network, cfg: dict[str, Any],
+                       index: int) -> tuple[Any, ...]:
+        """The addresses of `c` on `net` taken and recorded in its NetworkSettings; the
+        arguments of plumbing.endpoint_up that makes its link, eth<index>."""
         svc = self.service
         if net.driver != "bridge":
             raise Forbidden(f"container cannot be connected to network {net.name} of "
@@ -174,13 +220,17 @@ class Endpoints:
                 self._release_addresses(endpoint)
                 raise with_status(e.status, e.message) from None
         c.network_settings["Networks"][net.name] = endpoint
+        await self._forget_before_reuse([a for _, a in held(endpoint)])
         routed = not net.internal and not any(
             e.get("Gateway") and n != net.name for n, e in c.network_settings["Networks"].items()
             if not svc.find_for_container(n).internal)
-        await asyncio.to_thread(
-            plumbing.endpoint_up, veth_name(endpoint["EndpointID"]), net.bridge,
-            c.network_settings["SandboxKey"], f"eth{index}", net.mtu,
-            endpoint["MacAddress"] or None, interfaces, gateways if routed else [])
+        return (veth_name(endpoint["EndpointID"]), net.bridge, c.network_settings["SandboxKey"],
+                f"eth{index}", net.mtu, endpoint["MacAddress"] or None, interfaces,
+                gateways if routed else [])
+
+    def _names(self, c: Container, net: Network, cfg: dict[str, Any]) -> dict[str, Any]:
+        """The DNS names of `c` on a user-defined `net`; its endpoint."""
+        endpoint = c.network_settings["Networks"][net.name]
         if net.user_defined:
             names = [c.name, *(cfg.get("Aliases") or []), c.id[:12]]
             endpoint["DNSNames"] = list(dict.fromkeys(names))
@@ -251,6 +301,7 @@ class Endpoints:
 
     async def detach(self, c: Container) -> None:
         """Undo attach; what is already gone is skipped."""
+        await self._settle(c)
         settings = c.network_settings
         if not settings:
             return
@@ -278,12 +329,38 @@ class Endpoints:
 
     def forget(self, addresses: list[str]) -> None:
         """The connection-tracking entries of released addresses, deleted in the background
-        (plumbing.forget_connections); the service waits for these at close."""
+        (plumbing.forget_connections), FORGET_DELAY later, with those of every address
+        released meanwhile: each deletion walks the kernel's whole table (~10 ms of CPU
+        that nothing can interrupt, the same for one address or many), so it waits until the
+        exit that released them (and its `docker run --rm`) is done, and serves a burst of
+        exits with one walk. An address handed out again before that waits for it
+        (`_forget_before_reuse`). The service waits for these at close."""
         if not addresses:
             return
-        task = asyncio.create_task(asyncio.to_thread(plumbing.forget_connections, addresses))
+        self.forgetting.update(addresses)
+        task = asyncio.create_task(self._forget_after(FORGET_DELAY))
         self.background.add(task)
         task.add_done_callback(self._forgotten)
+
+    async def _forget_after(self, delay: float) -> None:
+        """Delete the entries of every address waiting for it (none: nothing to do)."""
+        await asyncio.sleep(delay)
+        async with self.forget_lock:
+            batch = sorted(self.forgetting)
+            if not batch:
+                return
+            try:
+                await asyncio.to_thread(plumbing.forget_connections, batch)
+            finally:  # done, or failed (logged): either way not waited for again
+                self.forgetting.difference_update(batch)
+
+    async def _forget_before_reuse(self, addresses: list[str]) -> None:
+        """Before addresses are used again: their old entries deleted, now if not yet."""
+        if any(a in self.forgetting for a in addresses):
+            try:
+                await self._forget_after(0)
+            except netlink.NetlinkError as e:
+                log.warning("deleting connection-tracking entries: %s", e)
 
     def _forgotten(self, task: asyncio.Task[None]) -> None:
         self.background.discard(task)
@@ -388,6 +465,11 @@ def parse_link(link: str) -> tuple[str, str]:
     name = name.lstrip("/")
     alias = alias.rsplit("/", 1)[-1] if alias else name
     return name, alias
+
+
+def _links_up(links: list[tuple[Any, ...]]) -> None:
+    for link in links:
+        plumbing.endpoint_up(*link)
 
 
 def _bind_resolver() -> tuple[socket.socket, socket.socket]:

@@ -12,7 +12,7 @@
     firewall        the one nftables table, recomputed from every bridge network and every
                     published port and replaced in one transaction (network/nftrules.py)
     sandbox gone    the bind mount; the kernel deletes the veths as the namespace dies;
-                    the connection-tracking entries of the addresses given back
+                    the connection-tracking entries of the addresses given back (ctnetlink)
 """
 
 from __future__ import annotations
@@ -103,20 +103,16 @@ def forget_connections(addresses: Sequence[str]) -> None:
     """Delete the connection-tracking entries of addresses given back, as dockerd does: a
     flow the firewall accepted as established would otherwise carry on to the next holder
     of the address, past rules (icc=false, isolation) that would drop it as new. Flows from
-    it, to it, and DNATed to it (the reply's source). `conntrack` filters in the kernel, in
-    a process of its own; the service runs this behind the stop, not in its way (the IPAM
-    does not hand a released address out again at once)."""
-    import subprocess
+    it, to it, and DNATed to it (the reply's source), all addresses in one pass over the
+    table (network/conntrack.py). The service runs this behind the stop, not in its way
+    (the IPAM does not hand a released address out again at once)."""
+    from dockyard.network import conntrack
 
-    for address in addresses:
-        family = "ipv6" if ipaddress.ip_address(address).version == 6 else "ipv4"
-        for match in ("--orig-src", "--orig-dst", "--reply-src"):
-            try:  # exit status 1: nothing to delete
-                subprocess.run(["conntrack", "-D", "-f", family, match, address],
-                               capture_output=True, timeout=30, check=False)
-            except (OSError, subprocess.TimeoutExpired) as e:
-                raise netlink.NetlinkError("delete conntrack entries", address,
-                                           getattr(e, "errno", None)) from None
+    try:
+        conntrack.delete_entries(addresses)
+    except OSError as e:
+        raise netlink.NetlinkError("delete conntrack entries", ", ".join(addresses),
+                                   e.errno, e.strerror or "") from None
 
 
 def firewall(table: str, networks: Sequence[nftrules.Network],

@@ -229,6 +229,11 @@ class NetworkService:
     async def attach(self, c: Any) -> str | None:
         return await self.endpoints.attach(c)
 
+    async def ready(self, c: Any) -> None:
+        """Before the task starts: the container's network is complete (attach left links,
+        ports and resolver to be made while the task was created)."""
+        await self.endpoints.ready(c)
+
     async def detach(self, c: Any) -> None:
         await self.endpoints.detach(c)
 

@@ -20,7 +20,8 @@ our modules, are out of reach. The steps of `init`, top to bottom, and why in th
 10. signals, rlimits,           default signal actions (execve keeps ignored ones);
     oom_score_adj               the limits need privileges we are about to drop
 11. no_new_privs, seccomp       seccomp before dropping caps unless no_new_privs (loading a
-                                filter needs CAP_SYS_ADMIN or no_new_privs)
+                                filter needs CAP_SYS_ADMIN or no_new_privs); the program
+                                comes compiled in BOOT (seccomp.py says why)
 12. credentials                 bounding set, uid/gid, groups, capabilities, umask
 13. descriptors                 everything above 2 + preserve_fds is close-on-exec
                                 (the CVE-2024-21626 class)
@@ -131,7 +132,7 @@ def _import_what_it_uses(spec: Spec) -> None:
         import dockyard.runtime.linux.console
     if spec.process.get("rlimits"):
         import dockyard.runtime.linux.rlimits
-    if spec.linux.get("seccomp"):
+    if spec.linux.get("seccomp"):  # its install(); the program comes compiled (BOOT)
         import dockyard.runtime.linux.seccomp  # noqa: F401
 
 
@@ -255,10 +256,6 @@ def _init(sock: int, boot: Boot) -> None:
     if spec.has_ns("network") and not any(p[0] == "network" for p in spec.ns_paths()):
         _loopback_up()
     fifo = boot.doc["fifo_fd"]
-    if raw.get("linux", {}).get("seccomp"):
-        from dockyard.runtime.linux import seccomp
-
-        seccomp.preload()
     tracepoints.mark("init: started")
     root = rootfs.prepare(raw, spec.bundle, in_userns=spec.has_ns("user"),
                           cgroup_ns=spec.has_ns("cgroup"))
@@ -352,12 +349,10 @@ def _finish_process(sock: int, boot: Boot, spec: Spec) -> None:
         credentials.set_oom_score_adj(os.getpid(), adj)
     nnp = bool(process.get("noNewPrivileges"))
     filt = spec.linux.get("seccomp")
+    if not boot.doc.get("seccomp"):  # the profile asks for no filter
+        filt = None
     if nnp:
         credentials.set_no_new_privs()
-    if filt:
-        from dockyard.runtime.linux import seccomp
-
-        seccomp.preload()
     if filt and not nnp:
         _load_seccomp(sock, boot, filt)
     cwd = process.get("cwd") or "/"
@@ -381,7 +376,7 @@ def _finish_process(sock: int, boot: Boot, spec: Spec) -> None:
 def _load_seccomp(sock: int, boot: Boot, filt: dict) -> None:
     from dockyard.runtime.linux import seccomp
 
-    notify = seccomp.load(filt)
+    notify = seccomp.install(seccomp.Program.from_json(boot.doc["seccomp"]))
     listener = boot.doc.pop("listener_fd", None)
     if notify is not None and listener is not None:
         state = dict(boot.doc["state"], status="creating" if boot.mode == "create" else
@@ -445,10 +440,6 @@ def _stage1_exec(sock: int, boot: Boot) -> None:
         os.setresgid(0, 0, 0)
         os.setresuid(0, 0, 0)
         paths = paths[1:]
-    if boot.spec.linux.get("seccomp"):
-        from dockyard.runtime.linux import seccomp
-
-        seccomp.preload()  # libseccomp is a host library: load it before joining mnt
     _connect_listener(boot)  # before the mount namespace is joined: a host path
     _join(paths)
     _fork(sock, boot, _exec_child)

@@ -72,9 +72,7 @@ async def commit(daemon: Any, parent: Any | None, doc: dict[str, Any], key: str 
         r = await sup.call(sup.diff.Commit, request)
     except grpc.RpcError as e:
         raise from_grpc(e) from None
-    # unnamed, the image goes by its manifest's digest
-    image = await daemon.images.by_record(r.target.digest)
-    return image if image is not None else await daemon.images.get(r.config_digest)
+    return await daemon.images.of_target(r.target, r.target.digest)  # unnamed: its digest
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,9 @@ container" says so, in dockerd 20.10's words.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -56,14 +58,11 @@ async def run(daemon: Any, image: Any, config: dict[str, Any], argv: list[str], 
     body = container_body(image.id, config, argv, network=network, mounts=mounts or [],
                           tmpfs=tmpfs or {})
     c, _ = await svc.create(body)
+    c.build_step = True  # its snapshot is committed, never started again: no sync at exit
     try:
         await emit(f" ---> Running in {c.id[:12]}\n")
         await svc.start_container(c)
-        query = LogQuery(follow=True, stdout=True, stderr=True)
-        # a short poll: the step ends when its output does, not up to 0.1 s later
-        async for entry in entries(c, query, running=lambda: c.state.running, poll=0.01):
-            await emit(entry.data.decode(errors="replace"))
-        status = (await svc.wait(c, "not-running"))["StatusCode"]
+        status = await _output_and_status(svc, c, emit)
         targets = [m["Target"] for m in mounts or []] + list(tmpfs or {})
         if targets:
             from dockyard.build.layers import drop_mountpoints
@@ -78,6 +77,29 @@ async def run(daemon: Any, image: Any, config: dict[str, Any], argv: list[str], 
     finally:
         await emit(f"Removing intermediate container {c.id[:12]}\n")
         later(_remove(svc, c))
+
+
+async def _output_and_status(svc: Any, c: Any, emit: Emit) -> int:
+    """The output goes to `emit` as it comes; the exit status once the output is all out.
+    The follower is woken by the exit rather than finding it at its next look."""
+    wake = threading.Event()
+
+    async def follow() -> None:
+        query = LogQuery(follow=True, stdout=True, stderr=True)
+        async for entry in entries(c, query, running=lambda: c.state.running, poll=0.05,
+                                   wake=wake):
+            await emit(entry.data.decode(errors="replace"))
+
+    follower = asyncio.create_task(follow())
+    try:
+        status = int((await svc.wait(c, "not-running"))["StatusCode"])
+    except BaseException:
+        follower.cancel()
+        await asyncio.gather(follower, return_exceptions=True)
+        raise
+    wake.set()
+    await follower
+    return status
 
 
 async def _remove(svc: Any, c: Any) -> None:

@@ -664,3 +664,24 @@ def test_follow_a_writer_thread_across_rotations(tmp_path: Path) -> None:
     producer.join()
     assert got == [b"start\n"] + [b"%05d\n" % i for i in range(total)]
     assert len(os.listdir(tmp_path)) == 4
+
+
+def test_a_woken_follower_ends_at_once_with_what_was_written(tmp_path: Path) -> None:
+    path = str(tmp_path / "c.log")
+    w = JsonLogWriter(path)
+    w.write("stdout", b"a\n", now_ns=T)
+    wake = threading.Event()
+    got: list[bytes] = []
+
+    def follow() -> None:
+        got.extend(e.data for e in follow_logs(path, stop=wake.is_set, poll=60,
+                                               pause=wake.wait))
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    w.write("stdout", b"b\n", now_ns=T)
+    w.close()
+    wake.set()  # a poll of a minute: only the wake can end it in time
+    reader.join(5)
+    assert not reader.is_alive()
+    assert got == [b"a\n", b"b\n"]

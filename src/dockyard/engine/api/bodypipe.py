@@ -40,7 +40,7 @@ async def consume(body: StreamReader, work: Callable[[BinaryIO], T]) -> T:
     task = asyncio.ensure_future(asyncio.to_thread(run))
     loop = asyncio.get_running_loop()
     try:
-        while chunk := await body.read(CHUNK):
+        while chunk := await body.readany():  # as it came: no joining
             if not await _write_all(loop, w, chunk):
                 break  # the reader is done (or failed): the rest is not needed
     except BaseException:

@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from dockyard.engine.containers import restart as policy
-from dockyard.engine.containers import runspec
+from dockyard.engine.containers import rootview, runspec
 from dockyard.engine.containers.logs import size_bytes
 from dockyard.engine.containers.model import Container, parse_rfc3339
 from dockyard.engine.containers.runtime import parse_signal
@@ -102,6 +102,8 @@ class Lifecycle:
         rt = self.runtime
         try:
             mounts = await rt.mounts(c.id)
+            if c.build_step:
+                mounts = rootview.volatile(mounts)
             peer = self._network_peer(c)
             netns = await self.daemon.networks.attach(c)
             spec = await asyncio.to_thread(runspec.make, c, self.daemon.config.cgroup_parent,

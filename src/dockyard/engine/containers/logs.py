@@ -55,10 +55,11 @@ def fixed_time(ns: int) -> bytes:
 
 
 async def entries(c: Container, q: LogQuery, running: Callable[[], bool],
-                  wanted: Callable[[], bool] = lambda: True, poll: float = 0.1
-                  ) -> AsyncIterator[jsonlog.LogEntry]:
+                  wanted: Callable[[], bool] = lambda: True, poll: float = 0.1,
+                  wake: threading.Event | None = None) -> AsyncIterator[jsonlog.LogEntry]:
     """The selected entries, from a reader thread; following ends when the container does
-    (seen within `poll` seconds), or when `wanted()` turns false (the client went away)."""
+    (seen within `poll` seconds, at once if `wake` is set then), or when `wanted()` turns
+    false (the client went away)."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue(1024)
     stop = threading.Event()
@@ -79,7 +80,8 @@ async def entries(c: Container, q: LogQuery, running: Callable[[], bool],
             try:
                 if q.follow:
                     it = jsonlog.follow_logs(c.log_path, stop=lambda: stop.is_set()
-                                             or not running(), poll=poll, **kw)
+                                             or not running(), poll=poll,
+                                             pause=wake.wait if wake else time.sleep, **kw)
                 else:
                     it = jsonlog.read_logs(c.log_path, **kw)
             except FileNotFoundError:

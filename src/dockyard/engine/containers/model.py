@@ -91,6 +91,9 @@ class Container:
     # (name -> EndpointSettings); networks/endpoints.py fills and empties it.
     network_settings: dict[str, Any] = field(default_factory=dict)
     # Not on disk: the exit waiters, and a lock held by every state change.
+    # A builder's RUN container: started once, its snapshot then committed as a layer or
+    # removed; its root file system is mounted volatile (rootview.volatile).
+    build_step: bool = False
     waiters: list[tuple[str, asyncio.Future[dict[str, Any]]]] = field(default_factory=list)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     restart_task: asyncio.Task[None] | None = None

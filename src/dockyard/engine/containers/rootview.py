@@ -64,7 +64,12 @@ def volatile(mounts: list[Any]) -> list[Any]:
         options = tuple(m.options)
         if m.type == "overlay" and any(o.startswith("upperdir=") for o in options) and \
                 "volatile" not in options:
-            m = _Mount(m.type, m.source, (*options, "volatile"))
+            if hasattr(m, "CopyFrom"):  # the supervisor's Mount message, for a task
+                m, original = type(m)(), m
+                m.CopyFrom(original)
+                m.options.append("volatile")
+            else:
+                m = _Mount(m.type, m.source, (*options, "volatile"))
         out.append(m)
     return out
 

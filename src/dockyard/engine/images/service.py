@@ -213,10 +213,15 @@ class ImageService:
         rec = await self.record(name)
         if rec is None:
             return None
-        target = Descriptor(rec.target.media_type, rec.target.digest, rec.target.size)
-        resolved = await self._resolve(target)
-        return EngineImage(str(resolved.manifest.config.digest), target, resolved,
-                           (rec.name,), rec.created_at)
+        return await self.of_target(rec.target, rec.name, rec.created_at)
+
+    async def of_target(self, target: Any, name: str, created_at: Any = None) -> EngineImage:
+        """The image whose record `name` points at `target` (a descriptor message, as a
+        record or Diff.Commit gives it), without asking for the record."""
+        desc = Descriptor(target.media_type, target.digest, target.size)
+        resolved = await self._resolve(desc)
+        return EngineImage(str(resolved.manifest.config.digest), desc, resolved, (name,),
+                           created_at)
 
     async def record(self, name: str) -> Any | None:
         """The supervisor's image record called `name` (a full reference), or None."""

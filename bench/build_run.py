@@ -39,8 +39,8 @@ Both engines get the same busybox image (built from Debian's busybox-static and 
 the archive Dockyard saves, as bench/engine_run.py does); neither pulls anything. The
 reference is tests/refdocker.py's isolated dockerd 20.10 with its own containerd; ours is
 tests/integration/engine/harness.py's dockyardd with its own dockyard-containerd. At the
-end both are taken down (containers, images, mounts, cgroups, directories with them) and
-the work directory removed.
+end both are taken down (containers, images, mounts, cgroups, directories with them), the
+work directory removed and net.ipv4.ip_forward set back.
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ from benchutil import timed  # noqa: E402
 
 OURS, REF = "dockyardd", "dockerd"
 TIMEOUT = 300.0
+IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 DATA_MB = 10
 COPY_DOCKERFILE = """FROM busybox
 COPY data.bin /data.bin
@@ -213,10 +214,12 @@ def main() -> int:
         raise SystemExit(f"build_run: {reason}")
     cli = args.cli or docker_cli() or "docker"
     work = Path(tempfile.mkdtemp(prefix="dyb-build-", dir=args.dir))
+    forward = IP_FORWARD.read_text()
     try:
         return compare(args, cli, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+        IP_FORWARD.write_text(forward)  # dockyardd, as dockerd, sets it and leaves it set
 
 
 def contexts(work: Path) -> tuple[Path, Path]:

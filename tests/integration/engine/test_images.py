@@ -283,3 +283,23 @@ def test_pull_with_credentials_from_docker_login(eng, auth_registry):
 def test_search_of_a_registry_without_search_is_refused_in_dockers_words(eng):
     p = eng.docker("search", "busybox", check=False)
     assert p.returncode == 1 and b"Unexpected status code 404" in p.stderr, p.stderr
+
+
+def test_build_pull_takes_the_registrys_base_over_the_local_one(eng, registry, tmp_path,  # noqa: F811
+                                                                 monkeypatch):
+    monkeypatch.setenv("DOCKER_BUILDKIT", "0")  # the classic builder's API
+    base = f"{registry}/{unique('base')}:v1"
+    marked = tmp_path / "marked"
+    marked.mkdir()
+    (marked / "Dockerfile").write_text("FROM busybox\nRUN echo fresh > /marker\n")
+    eng.docker("build", "-t", base, str(marked))
+    eng.docker("push", base)  # the registry's base has /marker...
+    eng.docker("tag", "busybox", base)  # ...the local one is plain busybox again
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {base}\nRUN cat /marker 2>/dev/null || echo stale\n")
+    local = eng.docker("build", str(ctx)).stdout.decode()
+    assert "stale" in local.splitlines() and "fresh" not in local.splitlines(), local
+    pulled = eng.docker("build", "--pull", str(ctx)).stdout.decode()
+    assert "fresh" in pulled.splitlines() and "stale" not in pulled.splitlines(), pulled
+    assert "Pulling from" in pulled or "Downloaded newer image" in pulled, pulled

@@ -124,6 +124,8 @@ class StageRunner:
         except BaseException as e:
             if not fut.done():
                 fut.set_exception(e)
+                fut.exception()  # seen here: a stage no other stage reads is not "never
+                # retrieved" (the build reports the error itself)
             raise
         finally:
             await self.output.finish(stage.index)

@@ -453,3 +453,35 @@ COPY --from=two /two /two
             assert run(engine, tag, "cat", "/one", "/two") == f"one {i % 2}\ntwo {i % 2}\n"
     finally:
         engine.docker("rmi", *tags, check=False)
+
+
+def test_a_client_gone_mid_upload_leaves_nothing_and_the_next_build_works(engine, tmp_path):
+    import socket
+    import time
+
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for name, body in (("Dockerfile", b"FROM busybox\nCOPY big /big\n"),
+                           ("big", os.urandom(3 << 20))):
+            info = tarfile.TarInfo(name)
+            info.size = len(body)
+            tar.addfile(info, io.BytesIO(body))
+    part = data.getvalue()[:1 << 20]  # the upload stops a third into "big"
+    before = {p.name for p in (engine.data_root / "tmp").iterdir()} \
+        if (engine.data_root / "tmp").exists() else set()
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(str(engine.sock))
+        s.sendall(b"POST /v1.41/build?t=gone HTTP/1.1\r\nHost: docker\r\n"
+                  b"Content-Type: application/x-tar\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                  f"{len(part):x}\r\n".encode() + part + b"\r\n")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # the daemon notices, unpacks no further, cleans up
+        left = {p.name for p in (engine.data_root / "tmp").iterdir()} - before
+        if not left:
+            break
+        time.sleep(0.1)
+    assert not left, left
+    ctx = write(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nCMD [\"true\"]\n"})
+    assert "Successfully built" in build(engine, ctx).stdout.decode()
+    log = engine.log.read_text()
+    assert "Traceback" not in log, log[-3000:]

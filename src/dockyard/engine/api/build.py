@@ -148,6 +148,8 @@ def routes(daemon: Any) -> list[Route]:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
 
         async def send(message: dict[str, Any]) -> None:
+            if not response.prepared:  # the client left before the stream began
+                return
             with contextlib.suppress(ConnectionError):
                 await response.write(json.dumps(message).encode() + b"\r\n")
 
@@ -162,7 +164,12 @@ def routes(daemon: Any) -> list[Route]:
                 unpacked = await bodypipe.consume(request.content, unpack)
             except Exception as e:  # the stream reports it, as any failure after the query's
                 unpacked = e
-            await response.prepare(request)
+            try:
+                await response.prepare(request)
+            except ConnectionError:  # the client is gone: nobody to build for, or to tell
+                log.info("build: the client went away (%s)", unpacked if
+                         isinstance(unpacked, Exception) else "after the upload")
+                return response
             if isinstance(unpacked, Exception):
                 raise unpacked
             opts.secrets = await asyncio.to_thread(take_secrets, unpacked, work / "secrets")

@@ -41,3 +41,15 @@ def image_parser(doc: str, mb: int) -> argparse.ArgumentParser:
     ap.add_argument("--dir", type=Path, default=Path("/var/tmp"))
     ap.add_argument("--cache", type=Path, default=Path("/var/tmp/dockyard-bench-layers"))
     return ap
+
+
+@contextlib.contextmanager
+def ip_forward_kept() -> Iterator[None]:
+    """net.ipv4.ip_forward as it was before the block: dockyardd, as dockerd, sets it to 1
+    when it brings its bridge up, and leaves it so."""
+    path = Path("/proc/sys/net/ipv4/ip_forward")
+    before = path.read_text()
+    try:
+        yield
+    finally:
+        path.write_text(before)

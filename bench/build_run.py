@@ -64,11 +64,10 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from tests.integration.engine.harness import busybox_archive, running_engine  # noqa: E402
 from tests.refdocker import docker_cli, ref_dockerd, unavailable  # noqa: E402
 
-from benchutil import timed  # noqa: E402
+from benchutil import ip_forward_kept, timed  # noqa: E402
 
 OURS, REF = "dockyardd", "dockerd"
 TIMEOUT = 300.0
-IP_FORWARD = Path("/proc/sys/net/ipv4/ip_forward")
 DATA_MB = 10
 COPY_DOCKERFILE = """FROM busybox
 COPY data.bin /data.bin
@@ -214,12 +213,11 @@ def main() -> int:
         raise SystemExit(f"build_run: {reason}")
     cli = args.cli or docker_cli() or "docker"
     work = Path(tempfile.mkdtemp(prefix="dyb-build-", dir=args.dir))
-    forward = IP_FORWARD.read_text()
     try:
-        return compare(args, cli, work)
+        with ip_forward_kept():
+            return compare(args, cli, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-        IP_FORWARD.write_text(forward)  # dockyardd, as dockerd, sets it and leaves it set
 
 
 def contexts(work: Path) -> tuple[Path, Path]:

@@ -33,6 +33,8 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]
 from tests.integration.engine.harness import busybox_archive, running_engine  # noqa: E402
 from tests.refdocker import docker_cli, ref_dockerd, unavailable  # noqa: E402
 
+from benchutil import ip_forward_kept  # noqa: E402
+
 V = Path(sys.executable).parent
 
 
@@ -69,7 +71,8 @@ def main() -> int:
     cli = docker_cli() or "docker"
     work = Path(tempfile.mkdtemp(prefix="dyb-engine-", dir=args.dir))
     try:
-        return compare(args, cli, work)
+        with ip_forward_kept():
+            return compare(args, cli, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

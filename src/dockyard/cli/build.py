@@ -261,7 +261,21 @@ def build(cli, argv: list[str], name: str = "build") -> int:
     for output in outputs:
         if output.type != "image":
             export_output(cli, result.image_id, output)
+    if outputs and all(o.type != "image" for o in outputs):
+        _drop_if_untagged(cli, result.image_id)
     return 0
+
+
+def _drop_if_untagged(cli, image_id: str) -> None:
+    """Exported elsewhere, an image nobody named is not kept (BuildKit stores none for -o
+    local or tar); the cached steps before it stay (noprune). A named one stays."""
+    from dockyard.client.api import APIError
+
+    try:
+        if not (cli.client.get(f"/images/{image_id}/json") or {}).get("RepoTags"):
+            cli.client.delete(f"/images/{image_id}", {"noprune": "1"})
+    except APIError:
+        pass  # in use, or gone already: nothing to undo
 
 
 build.spec = BUILD

@@ -418,6 +418,13 @@ RUN --network=none ip -o link | wc -l > /links
         assert dy(engine, "build", "-q", "-o", f"type=tar,dest={tar}", str(ctx)).returncode == 0
         with tarfile.open(tar) as t:
             assert "from-stage" in t.getnames()
+        assert engine.sdk.api.inspect_image(tags[0])["RepoTags"]  # a named result stays
+        ctx2 = write(tmp_path / "ctx2", {"Dockerfile": "FROM busybox\nRUN echo o > /o\n"})
+        before = set(engine.docker("images", "-q", "--no-trunc").stdout.decode().split())
+        p = dy(engine, "build", "-q", "-o", f"type=local,dest={tmp_path / 'out2'}", str(ctx2))
+        assert p.returncode == 0 and (tmp_path / "out2" / "o").read_text() == "o\n"
+        after = set(engine.docker("images", "-q", "--no-trunc").stdout.decode().split())
+        assert after == before  # exported, not kept: no dangling image (as BuildKit)
     finally:
         engine.docker("rmi", *tags, check=False)
 

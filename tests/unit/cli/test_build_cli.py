@@ -513,13 +513,15 @@ def test_an_output_directory_gets_the_images_filesystem(env, capsys):
     export = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-tar\r\n"
               b"Content-Length: %d\r\n\r\n" % len(rootfs)) + rootfs
     answers = [stream_answer(SUCCESS), json_answer({"Id": "c1"}, "201 Created"), export,
-               b"HTTP/1.1 204 No Content\r\n\r\n"]
+               b"HTTP/1.1 204 No Content\r\n\r\n", json_answer({"Id": IMAGE, "RepoTags": []}),
+               json_answer([{"Deleted": IMAGE}])]
     status, reqs = run_build(env, answers,
                              "--progress=quiet", "-o", str(env / "out"), str(env / "ctx"))
     assert status == 0
     assert (env / "out" / "etc" / "built").read_bytes() == b"yes"
-    assert [r[0].split("?")[0].split(" HTTP")[0] for r in reqs[1:]] == [
+    assert [r[0].split(" HTTP")[0] for r in reqs[1:]] == [
         "POST /v1.51/containers/create", "GET /v1.51/containers/c1/export",
-        "DELETE /v1.51/containers/c1"]
+        "DELETE /v1.51/containers/c1?force=1&v=1", f"GET /v1.51/images/{IMAGE}/json",
+        f"DELETE /v1.51/images/{IMAGE}?noprune=1"]  # nothing names it: not kept
     assert json.loads(reqs[1][2])["Image"] == IMAGE
     assert capsys.readouterr().out == IMAGE + "\n"

@@ -106,8 +106,10 @@ def test_after_a_live_restore_logs_and_attach_work_again(busybox_tar):
     try:
         e.start()
         e.load(busybox_tar)
-        script = ("i=0; while true; do echo line $i; i=$((i+1)); "
-                  "read -t 0.1 x; [ \"$x\" = stop ] && exit 0; done")
+        # the lines come from a loop in the background, stdin is read by a blocking read: a
+        # `read -t` whose timeout ran out half way through a line would lose its start
+        script = ("i=0; (while true; do echo line $i; i=$((i+1)); sleep 0.1; done) & "
+                  "read x; [ \"$x\" = stop ] && exit 0; exit 1")
         cid = e.docker("run", "-d", "-i", "--name", "talker", "busybox", "sh", "-c", script
                        ).stdout.decode().strip()
         wait_for(lambda: b"line 3" in e.docker("logs", cid).stdout)

@@ -264,3 +264,24 @@ def test_known_digests_give_the_same_cache_key(tmp_path: Path) -> None:
     (ctx / "src/a").write_bytes(b"b" * 70_000)  # same size, new content: not trusted
     assert content_digest(ctx, sources, known=digests) == content_digest(ctx, sources) != \
         before
+
+
+def test_a_sparse_member_is_unpacked_and_hashed_whole(tmp_path: Path) -> None:
+    import subprocess
+
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "Dockerfile").write_text("FROM scratch\n")
+    with open(src / "holes", "wb") as f:  # 3 MiB, one data region in the middle
+        f.truncate(3 << 20)
+        f.seek(1 << 20)
+        f.write(b"data in the middle")
+    archive = tmp_path / "ctx.tar"
+    subprocess.run(["tar", "--sparse", "--format=gnu", "-C", str(src), "-cf", str(archive),
+                    "."], check=True)
+    with open(archive, "rb") as f:
+        raw = f.read()
+    ctx, digests = _digests_after(tmp_path, raw, "buffered")
+    content = (src / "holes").read_bytes()
+    assert (ctx / "holes").read_bytes() == content
+    assert digests.lookup((ctx / "holes").stat()) == hashlib.sha256(content).digest()

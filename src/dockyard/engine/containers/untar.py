@@ -74,8 +74,8 @@ def copy_member(tar: tarfile.TarFile, m: tarfile.TarInfo, dst: BinaryIO,
     under = getattr(stream, "fileobj", None)
     h = hashlib.sha256() if hashing else None
     if not (isinstance(stream, tarfile._Stream) and stream.comptype == "tar"
-            and stream.buf == b"" and stream.pos == m.offset_data
-            and hasattr(under, "readinto")):
+            and stream.buf == b"" and stream.pos == m.offset_data and m.sparse is None
+            and hasattr(under, "readinto")):  # a sparse member's data is its regions
         src = tar.extractfile(m)
         while src is not None and (block := src.read(CHUNK)):
             if h is not None:

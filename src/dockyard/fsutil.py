@@ -4,7 +4,10 @@ containers, volumes and networks, IPAM, the CLI's credentials)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+
+TYPE_CHECKING = False  # the runtime's CLI writes with this module: no typing imports
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -65,9 +68,11 @@ def start_writeback(fd: int, offset: int, length: int) -> None:
 def _bind_sync_file_range() -> Callable[[int, int, int, int], int]:
     import ctypes
 
+    from dockyard.runtime.linux.syscalls import libc
+
     try:
-        call = ctypes.CDLL(None, use_errno=True).sync_file_range
-    except (OSError, AttributeError):
+        call = libc.sync_file_range
+    except AttributeError:
         return lambda fd, offset, length, flags: 0
     call.argtypes = (ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint)
     call.restype = ctypes.c_int

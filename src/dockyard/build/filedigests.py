@@ -38,6 +38,3 @@ class FileDigests:
         if found is None or found[0] != _shape(st):
             return None
         return found[1]
-
-    def __len__(self) -> int:
-        return len(self._known)

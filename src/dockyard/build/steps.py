@@ -31,6 +31,7 @@ from dockyard.build import instructions as ins
 from dockyard.build import layers
 from dockyard.build.cache import step_key
 from dockyard.build.scope import StageEnv
+from dockyard.distribution.client import gather_limited
 from dockyard.engine.errors import EngineError, InvalidParameter, NotFound
 from dockyard.engine.images.progress import short_id as short
 from dockyard.units import rfc3339nano
@@ -93,14 +94,8 @@ class StageRunner:
         for s in stages:
             numbers[s.index] = n
             n += 1 + len(s.instructions)
-        tasks = [asyncio.create_task(self._stage(s, numbers[s.index])) for s in stages]
-        try:
-            await asyncio.gather(*tasks)
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        # all at once (each waits for what it reads); the first failure cancels the rest
+        await gather_limited([self._stage(s, numbers[s.index]) for s in stages], len(stages))
         final = self.results[stages[-1].index].result()
         final = await self._labels(final)
         unused = sorted(set(self.opts.build_args) - self.used_args)

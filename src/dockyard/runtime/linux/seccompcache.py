@@ -8,8 +8,8 @@
 
 The key is the digest of everything the program depends on: the compiled rules, the
 libseccomp version and API level, the kernel release and machine (seccomp.program makes
-it). A file is written under a temporary name (.<key>.<pid>) and renamed: a process killed
-at any moment leaves no entry or a complete one, at worst a temporary file. A file that
+it). A file is written under a temporary name and renamed (fsutil.write_atomic): a process
+killed at any moment leaves no entry or a complete one, at worst a temporary file. A file that
 does not check out (short, another format, a digest that does not match) is ignored and
 made again. The directory holds at most LIMIT names, temporary ones included: past that it
 is emptied (entries are cheap to make again), so neither a stream of distinct profiles nor
@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+
+from dockyard.fsutil import write_atomic
 
 NAME = "@seccomp"
 MAGIC = b"dyseccomp1\n"
@@ -59,23 +61,13 @@ def write(cache_dir: str, name: str, flags: int, bpf: bytes) -> None:
     costs the next create the compile."""
     body = flags.to_bytes(4, "little") + bpf
     data = MAGIC + hashlib.sha256(body).digest() + body
-    tmp = os.path.join(cache_dir, f".{name}.{os.getpid()}")
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
         _make_room(cache_dir)
-        fd = os.open(tmp, os.O_CREAT | os.O_TRUNC | os.O_WRONLY | os.O_CLOEXEC, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-        finally:
-            os.close(fd)
-        os.rename(tmp, os.path.join(cache_dir, name))
+        # no fsync: a cache; an entry a power cut damages fails its digest and is made again
+        write_atomic(os.path.join(cache_dir, name), data, mode=0o600, sync=False)
     except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        pass
 
 
 def _make_room(cache_dir: str) -> None:
